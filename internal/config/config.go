@@ -1,0 +1,387 @@
+// Package config owns the Portcullis configuration file: its schema (the
+// structs below, with yaml tags and a doc comment per field), strict
+// loading, defaults and validation. It has no side effects: it never opens a
+// socket, reads a secret or touches the state store. Turning a validated
+// Config into running parts is the gateway's compile step.
+//
+// Life cycle, as in Caddy: strict decode → defaults → validate → compile.
+package config
+
+// Config is the whole file.
+type Config struct {
+	// Version of the file format. Must be 1.
+	Version int `yaml:"version"`
+	// Server holds the listeners.
+	Server Server `yaml:"server"`
+	// State chooses where shared and durable state lives.
+	State State `yaml:"state"`
+	// Log sets the log level and format.
+	Log Log `yaml:"log"`
+	// Callers are the services allowed to call through the gateway, by name.
+	Callers map[string]*Caller `yaml:"callers"`
+	// Integrations are the vendor APIs, by name; the name is the first path
+	// segment of a reverse-proxy call: http://gateway/{name}/{vendor path}.
+	Integrations map[string]*Integration `yaml:"integrations"`
+	// Webhooks are the vendor callbacks received on server.webhook_listen.
+	Webhooks map[string]*Webhook `yaml:"webhooks"`
+	// Alerts says where anomaly and security events go.
+	Alerts Alerts `yaml:"alerts"`
+	// Chaos enables fault injection (test environments only).
+	Chaos Chaos `yaml:"chaos"`
+
+	// Path is the file the config was read from (not part of the file).
+	Path  string `yaml:"-"`
+	lines map[string]int
+}
+
+// Line returns the line of a config path such as
+// "integrations.payments.egress.allow[0]", or of its nearest parent that
+// has one; 0 when unknown.
+func (c *Config) Line(path string) int { return lineOf(c.lines, path) }
+
+// Server holds the listeners.
+type Server struct {
+	// Listen is the caller-facing address (reverse proxy and forward proxy).
+	// Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// TLS serves Listen over TLS; client_ca turns on mTLS caller identity.
+	TLS *TLS `yaml:"tls"`
+	// AdminListen serves /healthz, /readyz, /metrics, /api/v1 and /ui/.
+	// Default 127.0.0.1:9090. Keep it on loopback or a private network.
+	AdminListen string `yaml:"admin_listen"`
+	// AdminToken protects /metrics, /api/v1 and /ui/ (health stays open).
+	AdminToken SecretRef `yaml:"admin_token"`
+	// WebhookListen is the only listener meant to face the internet.
+	WebhookListen string `yaml:"webhook_listen"`
+	// ShutdownGrace is how long in-flight calls may finish on stop. Default 30s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+}
+
+// TLS for the caller listener.
+type TLS struct {
+	Cert     string `yaml:"cert"`
+	Key      string `yaml:"key"`
+	ClientCA string `yaml:"client_ca"`
+}
+
+// State chooses the state backend.
+type State struct {
+	// Backend is "memory" (one process, embedded store under data_dir) or
+	// "redis" (several replicas share one Redis or Valkey).
+	Backend string `yaml:"backend"`
+	// RedisURL, for backend redis: redis://host:port/db.
+	RedisURL string `yaml:"redis_url"`
+	// DataDir holds embedded durable state (queued calls, replay ids, usage).
+	// Default ./data.
+	DataDir string `yaml:"data_dir"`
+	// OnRedisDown says what each concern does while Redis is unreachable.
+	OnRedisDown *RedisDown `yaml:"on_redis_down"`
+}
+
+// RedisDown is the per-concern behaviour while Redis is unreachable:
+// fail_open (keep serving with local state as the floor) or fail_closed.
+type RedisDown struct {
+	RateLimit  string `yaml:"rate_limit"`
+	Replay     string `yaml:"replay"`
+	KillSwitch string `yaml:"kill_switch"`
+}
+
+// Log sets logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json (default) or text.
+	Format string `yaml:"format"`
+}
+
+// Caller is one calling service.
+type Caller struct {
+	// Tokens are "sha256:<hex>" hashes of the caller's bearer tokens, printed by
+	// `portcullis token new`. Several allow rotation.
+	Tokens []string `yaml:"tokens"`
+	// MTLSSubjects are certificate subjects ("CN=billing,O=corp") or SPIFFE
+	// URI SANs ("spiffe://corp.example/billing") accepted under mTLS.
+	MTLSSubjects []string `yaml:"mtls_subjects"`
+	// Description is free text for audits.
+	Description string `yaml:"description"`
+}
+
+// Integration is one vendor API.
+type Integration struct {
+	// Upstream is the vendor's base URL; the vendor path is appended to it.
+	Upstream string `yaml:"upstream"`
+	// Egress limits where calls may go.
+	Egress Egress `yaml:"egress"`
+	// Credential is injected into every outbound call.
+	Credential *Credential `yaml:"credential"`
+	// RequestHeaders is the allowlist of caller headers forwarded to the vendor
+	// (case-insensitive). Everything else is dropped.
+	RequestHeaders []string `yaml:"request_headers"`
+	// Routes is the deny-by-default policy: only these METHOD + path template
+	// pairs are forwarded, each only for the callers listed.
+	Routes []*Route `yaml:"routes"`
+	// Timeouts for the outbound call.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Retry retries safe requests.
+	Retry *Retry `yaml:"retry"`
+	// CircuitBreaker stops calling a failing vendor for a while.
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
+	// RateLimit caps our call rate to the vendor.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Limits caps sizes and concurrency.
+	Limits Limits `yaml:"limits"`
+	// Validate checks vendor responses against an OpenAPI spec.
+	Validate *Validate `yaml:"validate"`
+	// Fallback serves stale responses or queues calls when the vendor fails.
+	Fallback *Fallback `yaml:"fallback"`
+	// Proxy configures forward-proxy (CONNECT) access to this integration's hosts.
+	Proxy *Proxy `yaml:"proxy"`
+	// Vendor is the due-diligence record, checked by `portcullis audit`.
+	Vendor *Vendor `yaml:"vendor"`
+	// Justification explains why callers may write to a vendor holding pii
+	// or payment data (checked by `portcullis check`).
+	Justification string `yaml:"justification"`
+}
+
+// Egress limits outbound connections.
+type Egress struct {
+	// Allow lists "host:port" pairs; a host may start with "*." for subdomains.
+	Allow []string `yaml:"allow"`
+	// AllowPrivate permits private, loopback and other internal addresses.
+	AllowPrivate bool `yaml:"allow_private"`
+	// AllowCIDRs re-allows specific internal ranges instead of all of them.
+	AllowCIDRs []string `yaml:"allow_cidrs"`
+	// PinSPKI are base64 SHA-256 hashes of accepted server public keys.
+	PinSPKI []string `yaml:"pin_spki"`
+	// CAFile is a PEM bundle of extra roots for a private vendor.
+	CAFile string `yaml:"ca_file"`
+}
+
+// Credential says how to authenticate to the vendor.
+type Credential struct {
+	// Type is bearer, header, basic, query, oauth2_client_credentials or jwt_bearer.
+	Type string `yaml:"type"`
+	// Secret is the credential (bearer/header/query value, basic password).
+	Secret SecretRef `yaml:"secret"`
+	// Header names the header for type header (and may override Authorization).
+	Header string `yaml:"header"`
+	// Prefix is prepended to the value for type header ("Token ").
+	Prefix string `yaml:"prefix"`
+	// Param names the query parameter for type query.
+	Param string `yaml:"param"`
+	// Username for type basic.
+	Username string `yaml:"username"`
+	// MaxAge is the rotation policy checked by audit.
+	MaxAge Duration `yaml:"max_age"`
+	// TTL is how long a resolved secret is cached before it is re-read. Default 5m.
+	TTL Duration `yaml:"ttl"`
+	// MaxStale is how long the last good value is served when refresh fails. Default 1h.
+	MaxStale Duration `yaml:"max_stale"`
+
+	// TokenURL, ClientID, ClientSecret, Scopes, Audience, Resource and
+	// AuthMethod (basic|post|private_key_jwt) configure OAuth2 client credentials.
+	TokenURL     string    `yaml:"token_url"`
+	ClientID     string    `yaml:"client_id"`
+	ClientSecret SecretRef `yaml:"client_secret"`
+	Scopes       []string  `yaml:"scopes"`
+	Audience     string    `yaml:"audience"`
+	Resource     string    `yaml:"resource"`
+	AuthMethod   string    `yaml:"auth_method"`
+
+	// PrivateKey (PEM), Algorithm (RS256|ES256|EdDSA), KeyID, Issuer, Subject
+	// and TokenTTL configure signed JWT assertions.
+	PrivateKey SecretRef `yaml:"private_key"`
+	Algorithm  string    `yaml:"algorithm"`
+	KeyID      string    `yaml:"key_id"`
+	Issuer     string    `yaml:"issuer"`
+	Subject    string    `yaml:"subject"`
+	TokenTTL   Duration  `yaml:"token_ttl"`
+}
+
+// Route is one allowed METHOD + path template.
+type Route struct {
+	Method string `yaml:"method"`
+	// Path is a template: literal segments and whole-segment {params}.
+	Path    string   `yaml:"path"`
+	Callers []string `yaml:"callers"`
+	// Queue allows `Prefer: respond-async` on this route (fallback.queue).
+	Queue bool `yaml:"queue"`
+}
+
+// Timeouts for the outbound call. Defaults: connect 5s, tls 5s, headers 30s, request 60s.
+type Timeouts struct {
+	Connect  Duration `yaml:"connect"`
+	TLS      Duration `yaml:"tls"`
+	Headers  Duration `yaml:"headers"`
+	Request  Duration `yaml:"request"`
+	PerTry   Duration `yaml:"per_try"`
+	IdleConn Duration `yaml:"idle_conn"`
+}
+
+// Retry retries safe requests with exponential backoff and full jitter.
+type Retry struct {
+	// Attempts is the total number of tries, including the first.
+	Attempts int `yaml:"attempts"`
+	// Backoff is the first backoff; MaxBackoff caps it.
+	Backoff    Duration `yaml:"backoff"`
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// Budget is the share of requests that may be retries (0.2 = 20%).
+	Budget float64 `yaml:"budget"`
+	// MaxRetryAfter caps how long a vendor's Retry-After is honoured. Default 10s.
+	MaxRetryAfter Duration `yaml:"max_retry_after"`
+}
+
+// CircuitBreaker opens on a failure ratio over a rolling window.
+type CircuitBreaker struct {
+	FailureRatio   float64  `yaml:"failure_ratio"`
+	MinRequests    int      `yaml:"min_requests"`
+	Window         Duration `yaml:"window"`
+	OpenFor        Duration `yaml:"open_for"`
+	HalfOpenProbes int      `yaml:"half_open_probes"`
+	// Shared keeps breaker state in the state store (Redis) for all replicas.
+	Shared bool `yaml:"shared"`
+}
+
+// RateLimit is a token bucket per integration and optionally per caller.
+type RateLimit struct {
+	Rate      Rate     `yaml:"rate"`
+	Burst     int      `yaml:"burst"`
+	PerCaller Rate     `yaml:"per_caller"`
+	MaxWait   Duration `yaml:"max_wait"`
+	// Global shares the limit across replicas through the state store.
+	Global bool `yaml:"global"`
+}
+
+// Limits caps sizes and concurrency. Defaults: 1MiB, 5MiB, 100.
+type Limits struct {
+	MaxRequestBytes  Size `yaml:"max_request_bytes"`
+	MaxResponseBytes Size `yaml:"max_response_bytes"`
+	MaxConcurrent    int  `yaml:"max_concurrent"`
+}
+
+// Validate checks vendor responses against an OpenAPI document.
+type Validate struct {
+	// OpenAPI is the spec file, relative to the config file.
+	OpenAPI string `yaml:"openapi"`
+	// Mode is enforce (fail closed), report (pass and record) or off.
+	Mode string `yaml:"mode"`
+	// MaxDepth bounds JSON nesting before a body is refused. Default 64.
+	MaxDepth int `yaml:"max_depth"`
+}
+
+// Fallback serves something useful when the vendor fails.
+type Fallback struct {
+	// StaleFor serves the last good GET response for this long after a failure.
+	StaleFor Duration `yaml:"stale_for"`
+	// ShareStale lets callers share cached responses (off: per caller).
+	ShareStale bool `yaml:"share_stale"`
+	// Queue accepts `Prefer: respond-async` calls durably when the vendor is down.
+	Queue bool `yaml:"queue"`
+	// QueueAlways queues every respond-async call, vendor up or not.
+	QueueAlways bool `yaml:"queue_always"`
+}
+
+// Proxy configures forward-proxy mode for this integration's hosts.
+type Proxy struct {
+	// Mode is enforce (default), report (allow, log would_deny) or open.
+	Mode string `yaml:"mode"`
+	// ConnectCallers may tunnel to this integration's hosts even without a route.
+	ConnectCallers []string `yaml:"connect_callers"`
+	// MaxTunnels per caller, NewPerSecond per caller, IdleTimeout and MaxLifetime per tunnel.
+	MaxTunnels   int      `yaml:"max_tunnels"`
+	NewPerSecond Rate     `yaml:"new_per_second"`
+	IdleTimeout  Duration `yaml:"idle_timeout"`
+	MaxLifetime  Duration `yaml:"max_lifetime"`
+}
+
+// Webhook is one inbound vendor callback.
+type Webhook struct {
+	Path      string      `yaml:"path"`
+	Scheme    string      `yaml:"scheme"`
+	Secrets   []SecretRef `yaml:"secrets"`
+	Tolerance Duration    `yaml:"tolerance"`
+	ForwardTo string      `yaml:"forward_to"`
+	// ForwardSecret re-signs forwarded webhooks (Standard Webhooks scheme).
+	ForwardSecret SecretRef `yaml:"forward_secret"`
+	// Header, Encoding (hex|base64), Prefix and Signed (body|timestamp.body)
+	// configure scheme hmac_sha256.
+	Header          string `yaml:"header"`
+	Encoding        string `yaml:"encoding"`
+	Prefix          string `yaml:"prefix"`
+	TimestampHeader string `yaml:"timestamp_header"`
+	Signed          string `yaml:"signed"`
+	// MaxBodyBytes default 1MiB.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// RateLimit per source address.
+	RateLimit Rate `yaml:"rate_limit"`
+	// Schema is an optional JSON schema file for the event body.
+	Schema string `yaml:"schema"`
+}
+
+// Alerts lists event sinks.
+type Alerts struct {
+	Sinks []*Sink `yaml:"sinks"`
+}
+
+// Sink is one alert destination: log, or webhook (JSON POST; format slack
+// for a Slack-compatible payload).
+type Sink struct {
+	Type   string `yaml:"type"`
+	URL    string `yaml:"url"`
+	Format string `yaml:"format"`
+}
+
+// Chaos enables fault injection.
+type Chaos struct {
+	Enabled bool     `yaml:"enabled"`
+	Faults  []*Fault `yaml:"faults"`
+}
+
+// Fault is one injected fault.
+type Fault struct {
+	Integration string   `yaml:"integration"`
+	Route       string   `yaml:"route"`
+	Kind        string   `yaml:"kind"`
+	Probability float64  `yaml:"probability"`
+	Latency     Duration `yaml:"latency"`
+	Status      int      `yaml:"status"`
+	Expires     Duration `yaml:"expires"`
+}
+
+// Vendor is the due-diligence record of an integration's vendor.
+type Vendor struct {
+	Owner          string            `yaml:"owner"`
+	DataClasses    []string          `yaml:"data_classes"`
+	Certifications []Certification   `yaml:"certifications"`
+	Pentest        *Pentest          `yaml:"pentest"`
+	Policies       map[string]string `yaml:"policies"`
+	Contract       *Contract         `yaml:"contract"`
+	SLA            *SLA              `yaml:"sla"`
+	LastReview     Date              `yaml:"last_review"`
+	ReviewEvery    Duration          `yaml:"review_every"`
+}
+
+// Certification such as "SOC 2 Type II".
+type Certification struct {
+	Name    string `yaml:"name"`
+	Expires Date   `yaml:"expires"`
+}
+
+// Pentest is the last penetration test.
+type Pentest struct {
+	Last    Date   `yaml:"last"`
+	Summary string `yaml:"summary"`
+}
+
+// Contract terms.
+type Contract struct {
+	IncidentNotification Duration `yaml:"incident_notification"`
+	AuditRights          bool     `yaml:"audit_rights"`
+	ResponseSLA          Duration `yaml:"response_sla"`
+}
+
+// SLA the vendor promises.
+type SLA struct {
+	Uptime     float64  `yaml:"uptime"`
+	P99Latency Duration `yaml:"p99_latency"`
+}

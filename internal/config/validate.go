@@ -1,0 +1,545 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+type validator struct {
+	cfg      *Config
+	problems []Problem
+}
+
+func (v *validator) add(sev Severity, path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Severity: sev, Path: path, Line: v.cfg.Line(path), Msg: fmt.Sprintf(format, args...)})
+}
+func (v *validator) errf(path, format string, args ...any)  { v.add(Error, path, format, args...) }
+func (v *validator) warnf(path, format string, args ...any) { v.add(Warning, path, format, args...) }
+
+type scalarErr interface{ scalarError() (error, int) }
+
+func (s scalar) scalarError() (error, int) { return s.err, s.line }
+
+var scalarIface = reflect.TypeOf((*scalarErr)(nil)).Elem()
+
+// scalars reports every Duration, Size, Rate, Date and SecretRef that failed
+// to parse, walking the structs by their yaml tags to name each path.
+func (v *validator) scalars(rv reflect.Value, path string) {
+	if rv.Type().Implements(scalarIface) {
+		if err, line := rv.Interface().(scalarErr).scalarError(); err != nil {
+			v.problems = append(v.problems, Problem{Path: path, Line: line, Msg: err.Error()})
+		}
+		return
+	}
+	join := func(name string) string {
+		if path == "" {
+			return name
+		}
+		return path + "." + name
+	}
+	switch rv.Kind() {
+	case reflect.Pointer:
+		if !rv.IsNil() {
+			v.scalars(rv.Elem(), path)
+		}
+	case reflect.Struct:
+		t := rv.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if tag == "" || tag == "-" || !f.IsExported() {
+				continue
+			}
+			v.scalars(rv.Field(i), join(tag))
+		}
+	case reflect.Map:
+		keys := rv.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+		for _, k := range keys {
+			v.scalars(rv.MapIndex(k), join(k.String()))
+		}
+	case reflect.Slice:
+		for i := 0; i < rv.Len(); i++ {
+			v.scalars(rv.Index(i), path+"["+strconv.Itoa(i)+"]")
+		}
+	}
+}
+
+var (
+	reName    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	reToken   = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	reHeader  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	reMethod  = regexp.MustCompile(`^[A-Z]+$`)
+	reHostPrt = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9.-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$`)
+)
+
+// forbiddenRequestHeaders can never be forwarded from a caller: they carry
+// the caller's own credential, cookies, or connection-level meaning.
+var forbiddenRequestHeaders = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Host": true,
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Content-Length": true,
+	"X-Http-Method-Override": true, "X-Http-Method": true, "X-Method-Override": true,
+	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Real-Ip": true,
+}
+
+func (v *validator) validate() {
+	c := v.cfg
+	if c.Version != 1 {
+		v.errf("version", "must be 1 (got %d)", c.Version)
+	}
+	v.listen("server.listen", c.Server.Listen)
+	v.listen("server.admin_listen", c.Server.AdminListen)
+	if c.Server.WebhookListen != "" {
+		v.listen("server.webhook_listen", c.Server.WebhookListen)
+	} else if len(c.Webhooks) > 0 {
+		v.errf("server.webhook_listen", "webhooks are configured but server.webhook_listen is not set")
+	}
+	if !c.Server.AdminToken.IsSet() {
+		v.warnf("server.admin_token", "no admin token: the admin API (/metrics, /api/v1, /ui/) refuses everything but /healthz and /readyz")
+	}
+	if t := c.Server.TLS; t != nil {
+		if t.Cert == "" || t.Key == "" {
+			v.errf("server.tls", "needs both cert and key")
+		}
+	}
+	switch c.State.Backend {
+	case "memory":
+	case "redis":
+		if c.State.RedisURL == "" {
+			v.errf("state.redis_url", "required when state.backend is redis")
+		} else if u, err := url.Parse(c.State.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			v.errf("state.redis_url", "must be redis://host:port/db, rediss:// or unix://")
+		}
+	default:
+		v.errf("state.backend", "must be memory or redis (got %q)", c.State.Backend)
+	}
+	if d := c.State.OnRedisDown; d != nil {
+		for k, val := range map[string]string{"rate_limit": d.RateLimit, "replay": d.Replay, "kill_switch": d.KillSwitch} {
+			if val != "" && val != "fail_open" && val != "fail_closed" {
+				v.errf("state.on_redis_down."+k, "must be fail_open or fail_closed")
+			}
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.errf("log.level", "must be debug, info, warn or error")
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		v.errf("log.format", "must be json or text")
+	}
+	v.callers()
+	for _, name := range sortedKeys(c.Integrations) {
+		v.integration(name, c.Integrations[name])
+	}
+	if len(c.Integrations) == 0 {
+		v.warnf("integrations", "no integrations: the gateway will refuse every call")
+	}
+	v.webhooks()
+	for i, s := range c.Alerts.Sinks {
+		p := fmt.Sprintf("alerts.sinks[%d]", i)
+		if s == nil {
+			v.errf(p, "empty sink")
+			continue
+		}
+		switch s.Type {
+		case "log":
+		case "webhook":
+			v.url(p+".url", s.URL, true)
+			if s.Format != "" && s.Format != "json" && s.Format != "slack" {
+				v.errf(p+".format", "must be json or slack")
+			}
+		default:
+			v.errf(p+".type", "must be log or webhook")
+		}
+	}
+}
+
+func (v *validator) listen(path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.errf(path, "must be host:port (got %q)", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.errf(path, "bad port %q", port)
+	}
+	_ = host
+}
+
+func (v *validator) callers() {
+	seen := map[string]string{}
+	for _, name := range sortedKeys(v.cfg.Callers) {
+		c := v.cfg.Callers[name]
+		p := "callers." + name
+		if !reName.MatchString(name) {
+			v.errf(p, "caller name must be lower-case letters, digits, _ and - (max 63)")
+		}
+		if c == nil || len(c.Tokens) == 0 && len(c.MTLSSubjects) == 0 {
+			v.warnf(p, "caller has neither tokens nor mtls_subjects, so it can never authenticate")
+			continue
+		}
+		for i, t := range c.Tokens {
+			tp := fmt.Sprintf("%s.tokens[%d]", p, i)
+			if !reToken.MatchString(t) {
+				// Never echo it: a raw token pasted here is a secret.
+				v.errf(tp, "must be a token hash \"sha256:<64 hex>\" from `portcullis token new`, not a raw token")
+				continue
+			}
+			if other, ok := seen[t]; ok && other != name {
+				v.errf(tp, "the same token hash is also given to caller %q: each caller needs its own token", other)
+			}
+			seen[t] = name
+		}
+		for i, s := range c.MTLSSubjects {
+			if strings.TrimSpace(s) == "" {
+				v.errf(fmt.Sprintf("%s.mtls_subjects[%d]", p, i), "empty subject")
+			}
+		}
+	}
+}
+
+func (v *validator) integration(name string, in *Integration) {
+	p := "integrations." + name
+	if !reName.MatchString(name) {
+		v.errf(p, "integration name must be lower-case letters, digits, _ and - (it is the first path segment)")
+	}
+	if in == nil {
+		v.errf(p, "empty integration")
+		return
+	}
+	up := v.url(p+".upstream", in.Upstream, false)
+	for i, a := range in.Egress.Allow {
+		ap := fmt.Sprintf("%s.egress.allow[%d]", p, i)
+		if !reHostPrt.MatchString(a) {
+			v.errf(ap, "must be host:port, e.g. api.vendor.example:443 (got %q)", a)
+			continue
+		}
+		if strings.HasPrefix(a, "*") {
+			v.warnf(ap, "wildcard egress %q lets calls reach any subdomain; list hosts one by one where you can", a)
+		}
+	}
+	if len(in.Egress.Allow) == 0 {
+		v.errf(p+".egress.allow", "empty: list the vendor's host:port pairs (deny by default)")
+	}
+	if in.Egress.AllowPrivate {
+		v.warnf(p+".egress.allow_private", "private, loopback and metadata addresses are reachable: only for internal vendors and tests")
+	}
+	if up != nil {
+		if up.Scheme == "http" {
+			v.warnf(p+".upstream", "plain http: the credential and data cross the network unencrypted")
+		}
+		port := up.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[up.Scheme]
+		}
+		if len(in.Egress.Allow) > 0 && !hostOnAllow(up.Hostname(), port, in.Egress.Allow) {
+			v.errf(p+".upstream", "host %s:%s is not on egress.allow, so no call could ever leave: add it to egress.allow", up.Hostname(), port)
+		}
+	}
+	if !in.Timeouts.Connect.IsSet() && !in.Timeouts.Request.IsSet() && !in.Timeouts.Headers.IsSet() {
+		v.warnf(p+".timeouts", "no timeouts set: defaults apply (connect %s, request %s); set them for this vendor", DefaultConnect, DefaultRequest)
+	}
+	if in.Timeouts.PerTry.D > in.Timeouts.Request.D {
+		v.errf(p+".timeouts.per_try", "longer than timeouts.request")
+	}
+	v.credential(p+".credential", in.Credential)
+	for i, h := range in.RequestHeaders {
+		hp := fmt.Sprintf("%s.request_headers[%d]", p, i)
+		if !reHeader.MatchString(h) {
+			v.errf(hp, "not a valid header name")
+			continue
+		}
+		if forbiddenRequestHeaders[http.CanonicalHeaderKey(h)] || strings.HasPrefix(http.CanonicalHeaderKey(h), "Proxy-") {
+			v.errf(hp, "%s can never be forwarded from a caller (caller credentials, cookies and hop-by-hop headers are always stripped)", http.CanonicalHeaderKey(h))
+		}
+	}
+	v.routes(p, in.Routes)
+	if r := in.Retry; r != nil {
+		if r.Attempts < 1 || r.Attempts > 10 {
+			v.errf(p+".retry.attempts", "must be 1..10 (total tries, including the first)")
+		}
+		if r.Budget < 0 || r.Budget > 1 {
+			v.errf(p+".retry.budget", "must be between 0 and 1 (share of requests that may be retries)")
+		}
+		if r.MaxBackoff.D > 0 && r.MaxBackoff.D < r.Backoff.D {
+			v.errf(p+".retry.max_backoff", "shorter than retry.backoff")
+		}
+	}
+	if b := in.CircuitBreaker; b != nil {
+		if b.FailureRatio <= 0 || b.FailureRatio > 1 {
+			v.errf(p+".circuit_breaker.failure_ratio", "must be in (0, 1]")
+		}
+		if b.MinRequests < 1 {
+			v.errf(p+".circuit_breaker.min_requests", "must be at least 1")
+		}
+		if b.Window.D <= 0 || b.OpenFor.D <= 0 {
+			v.errf(p+".circuit_breaker", "window and open_for are required")
+		}
+	}
+	if r := in.RateLimit; r != nil {
+		if r.Rate.PerSecond == 0 && r.PerCaller.PerSecond == 0 {
+			v.errf(p+".rate_limit", "set rate and/or per_caller, e.g. rate: 100/s")
+		}
+		if r.Burst < 0 {
+			v.errf(p+".rate_limit.burst", "must not be negative")
+		}
+	}
+	if in.Limits.MaxConcurrent < 0 {
+		v.errf(p+".limits.max_concurrent", "must not be negative")
+	}
+	if val := in.Validate; val != nil {
+		switch val.Mode {
+		case "enforce", "report":
+			if val.OpenAPI == "" {
+				v.errf(p+".validate.openapi", "required when validate.mode is %s", val.Mode)
+			}
+		case "off":
+		default:
+			v.errf(p+".validate.mode", "must be enforce, report or off")
+		}
+	}
+	if f := in.Fallback; f != nil && f.QueueAlways && !f.Queue {
+		v.errf(p+".fallback.queue_always", "needs fallback.queue: true")
+	}
+	if px := in.Proxy; px != nil {
+		switch px.Mode {
+		case "enforce", "report", "open":
+		default:
+			v.errf(p+".proxy.mode", "must be enforce, report or open")
+		}
+		for i, c := range px.ConnectCallers {
+			if _, ok := v.cfg.Callers[c]; !ok {
+				v.errf(fmt.Sprintf("%s.proxy.connect_callers[%d]", p, i), "unknown caller %q", c)
+			}
+		}
+	}
+}
+
+func (v *validator) url(path, raw string, allowHTTP bool) *url.URL {
+	if raw == "" {
+		v.errf(path, "required")
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		v.errf(path, "must be an absolute http(s) URL")
+		return nil
+	}
+	if u.User != nil {
+		v.errf(path, "must not carry user:password; use a credential with a secret reference")
+		return nil
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		v.errf(path, "must not have a query or fragment")
+	}
+	return u
+}
+
+func hostOnAllow(host, port string, allow []string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, a := range allow {
+		h, pt, err := net.SplitHostPort(a)
+		if err != nil || pt != port {
+			continue
+		}
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		if h == host {
+			return true
+		}
+		if suf, ok := strings.CutPrefix(h, "*"); ok && strings.HasSuffix(host, suf) && len(host) > len(suf) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) credential(p string, c *Credential) {
+	if c == nil {
+		v.warnf(p, "no credential: calls go to the vendor unauthenticated")
+		return
+	}
+	needSecret := func() {
+		if !c.Secret.IsSet() {
+			v.errf(p+".secret", "required for type %s (env:NAME, file:PATH or vault:MOUNT/data/PATH#KEY)", c.Type)
+		}
+	}
+	switch c.Type {
+	case "bearer":
+		needSecret()
+	case "header":
+		needSecret()
+		if !reHeader.MatchString(c.Header) {
+			v.errf(p+".header", "not a valid header name")
+		}
+	case "basic":
+		needSecret()
+		if c.Username == "" {
+			v.errf(p+".username", "required for type basic")
+		}
+	case "query":
+		needSecret()
+		if c.Param == "" {
+			v.errf(p+".param", "required for type query")
+		}
+	case "oauth2_client_credentials":
+		v.url(p+".token_url", c.TokenURL, true)
+		if c.ClientID == "" {
+			v.errf(p+".client_id", "required for oauth2_client_credentials")
+		}
+		switch c.AuthMethod {
+		case "basic", "post":
+			if !c.ClientSecret.IsSet() {
+				v.errf(p+".client_secret", "required for auth_method %s", c.AuthMethod)
+			}
+		case "private_key_jwt":
+			if !c.PrivateKey.IsSet() {
+				v.errf(p+".private_key", "required for auth_method private_key_jwt")
+			}
+		default:
+			v.errf(p+".auth_method", "must be basic, post or private_key_jwt")
+		}
+		if len(c.Scopes) == 0 {
+			v.warnf(p+".scopes", "no scopes requested: the token gets the client's default scope, often more than needed")
+		}
+	case "jwt_bearer":
+		if !c.PrivateKey.IsSet() {
+			v.errf(p+".private_key", "required for jwt_bearer")
+		}
+		switch c.Algorithm {
+		case "RS256", "ES256", "EdDSA":
+		default:
+			v.errf(p+".algorithm", "must be RS256, ES256 or EdDSA")
+		}
+	case "":
+		v.errf(p+".type", "required: bearer, header, basic, query, oauth2_client_credentials or jwt_bearer")
+	default:
+		v.errf(p+".type", "unknown credential type %q: want bearer, header, basic, query, oauth2_client_credentials or jwt_bearer", c.Type)
+	}
+}
+
+func (v *validator) routes(p string, routes []*Route) {
+	if len(routes) == 0 {
+		v.warnf(p+".routes", "no routes: every call to this integration is refused (deny by default)")
+	}
+	seen := map[string]int{}
+	for i, r := range routes {
+		rp := fmt.Sprintf("%s.routes[%d]", p, i)
+		if r == nil {
+			v.errf(rp, "empty route")
+			continue
+		}
+		if !reMethod.MatchString(r.Method) {
+			v.errf(rp+".method", "must be an upper-case HTTP method such as GET or POST")
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			v.errf(rp+".path", "must start with /")
+		} else if err := checkTemplate(r.Path); err != nil {
+			v.errf(rp+".path", "%v", err)
+		}
+		key := r.Method + " " + r.Path
+		if j, ok := seen[key]; ok {
+			v.errf(rp, "duplicate of routes[%d] (%s)", j, key)
+		}
+		seen[key] = i
+		if len(r.Callers) == 0 {
+			v.errf(rp+".callers", "no callers: list who may use this route")
+		}
+		for j, c := range r.Callers {
+			if _, ok := v.cfg.Callers[c]; !ok {
+				v.errf(fmt.Sprintf("%s.callers[%d]", rp, j), "unknown caller %q (define it under callers:)", c)
+			}
+		}
+	}
+}
+
+// checkTemplate is the config-time shape check; policy.Compile is the
+// authority and runs at compile time too.
+func checkTemplate(t string) error {
+	if t == "/" {
+		return nil
+	}
+	params := map[string]bool{}
+	for _, seg := range strings.Split(t[1:], "/") {
+		switch {
+		case seg == "":
+			return fmt.Errorf("empty segment (// or trailing /) in path template")
+		case seg == "." || seg == "..":
+			return fmt.Errorf("dot segment in path template")
+		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"):
+			name := seg[1 : len(seg)-1]
+			if !reName.MatchString(strings.ToLower(name)) {
+				return fmt.Errorf("bad parameter name {%s}", name)
+			}
+			if params[name] {
+				return fmt.Errorf("parameter {%s} used twice", name)
+			}
+			params[name] = true
+		case strings.ContainsAny(seg, "{}%\\?#"):
+			return fmt.Errorf("segment %q: parameters must be whole segments like {id}, and no %%, \\, ? or #", seg)
+		}
+	}
+	return nil
+}
+
+func (v *validator) webhooks() {
+	paths := map[string]string{}
+	for _, name := range sortedKeys(v.cfg.Webhooks) {
+		w := v.cfg.Webhooks[name]
+		p := "webhooks." + name
+		if w == nil {
+			v.errf(p, "empty webhook")
+			continue
+		}
+		if !strings.HasPrefix(w.Path, "/") {
+			v.errf(p+".path", "must start with /")
+		} else if other, ok := paths[w.Path]; ok {
+			v.errf(p+".path", "same path as webhook %q", other)
+		}
+		paths[w.Path] = name
+		switch w.Scheme {
+		case "standard", "stripe", "github", "slack":
+		case "hmac_sha256":
+			if !reHeader.MatchString(w.Header) {
+				v.errf(p+".header", "required for scheme hmac_sha256")
+			}
+			if w.Encoding != "hex" && w.Encoding != "base64" {
+				v.errf(p+".encoding", "must be hex or base64")
+			}
+			if w.Signed != "" && w.Signed != "body" && w.Signed != "timestamp.body" {
+				v.errf(p+".signed", "must be body or timestamp.body")
+			}
+		default:
+			v.errf(p+".scheme", "must be standard, stripe, github, slack or hmac_sha256")
+		}
+		if len(w.Secrets) == 0 {
+			v.errf(p+".secrets", "at least one secret reference is required")
+		}
+		if w.ForwardTo != "" {
+			v.url(p+".forward_to", w.ForwardTo, true)
+			if !w.ForwardSecret.IsSet() {
+				v.errf(p+".forward_secret", "required with forward_to: internal services verify the gateway's own signature")
+			}
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Names returns the integration names in order.
+func (c *Config) Names() []string { return sortedKeys(c.Integrations) }
