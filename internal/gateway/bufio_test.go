@@ -1,0 +1,8 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+)
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }

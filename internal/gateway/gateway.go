@@ -1,0 +1,180 @@
+// Package gateway owns the caller-facing request path: the inbound handler
+// chain (recover → request id → record → integration → identity → path
+// hygiene → policy → limits → proxy), the httputil.ReverseProxy assembly
+// with its outbound RoundTripper chain, hot reload of the compiled config,
+// and the admin listener.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/observe"
+	"github.com/portcullis-dev/portcullis/internal/problem"
+)
+
+// Gateway serves callers. Its compiled config is swapped atomically on
+// reload; a request keeps the runtime it started with, so a reload never
+// drops or changes an in-flight call.
+type Gateway struct {
+	log     *slog.Logger
+	metrics *observe.Metrics
+	opts    Options
+	rt      atomic.Pointer[runtime]
+}
+
+// New compiles cfg and returns a ready Gateway.
+func New(cfg *config.Config, o Options) (*Gateway, error) {
+	o.defaults()
+	g := &Gateway{log: o.Logger, metrics: o.Metrics, opts: o}
+	rt, err := compile(cfg, &g.opts)
+	if err != nil {
+		return nil, err
+	}
+	g.rt.Store(rt)
+	return g, nil
+}
+
+// Reload compiles cfg and, only if that succeeds, swaps it in. The old
+// runtime keeps serving the requests that started on it; its idle vendor
+// connections are closed once they have had time to finish.
+func (g *Gateway) Reload(cfg *config.Config) error {
+	rt, err := compile(cfg, &g.opts)
+	if err != nil {
+		g.metrics.Reloads.WithLabelValues("error").Inc()
+		return err
+	}
+	old := g.rt.Swap(rt)
+	g.metrics.Reloads.WithLabelValues("ok").Inc()
+	if old != nil {
+		grace := cfg.Server.ShutdownGrace.D
+		time.AfterFunc(grace, old.close)
+	}
+	return nil
+}
+
+// Config returns the config currently served.
+func (g *Gateway) Config() *config.Config { return g.rt.Load().cfg }
+
+// Close releases the current runtime's resources.
+func (g *Gateway) Close() { g.rt.Load().close() }
+
+const (
+	headerRequestID = "X-Request-Id"
+	headerFallback  = "X-Portcullis-Fallback"
+	maxRequestIDLen = 128
+)
+
+// ServeHTTP is the caller listener's handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := g.rt.Load()
+	rec := &observe.Record{Start: time.Now(), Method: r.Method, RequestID: requestID(r.Header.Get(headerRequestID))}
+	w.Header().Set(headerRequestID, rec.RequestID)
+	ctx := observe.WithRecord(r.Context(), rec)
+	r = r.WithContext(ctx)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				rec.ErrorCode = "aborted"
+				g.finish(ctx, rec, sw)
+				panic(p)
+			}
+			// The panic value and stack may hold request data: log them
+			// scrubbed, show the caller nothing but the request id.
+			g.log.Error("panic", observe.KeyRequestID, rec.RequestID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				g.fail(sw, rec, problem.New(problem.Internal, "internal error"))
+			}
+		}
+		g.finish(ctx, rec, sw)
+	}()
+	if err := rt.serve(sw, r, rec); err != nil {
+		g.fail(sw, rec, err)
+	}
+}
+
+func (g *Gateway) finish(ctx context.Context, rec *observe.Record, sw *statusWriter) {
+	if rec.Status == 0 {
+		rec.Status = sw.status
+	}
+	rec.BytesOut = sw.bytes
+	g.metrics.Observe(rec, time.Since(rec.Start).Seconds())
+	rec.Log(ctx, g.log)
+	if g.opts.OnRecord != nil {
+		g.opts.OnRecord(rec)
+	}
+}
+
+// fail writes a gateway refusal and notes it in the record.
+func (g *Gateway) fail(w http.ResponseWriter, rec *observe.Record, err error) {
+	pe := problem.As(err)
+	rec.ErrorCode = string(pe.Code)
+	rec.Status = pe.Status()
+	if pe.Err != nil {
+		rec.Cause = pe.Err.Error()
+	}
+	problem.Write(w, rec.RequestID, pe)
+}
+
+// requestID keeps a well-formed caller id (1–128 of A-Za-z0-9._-) or makes one.
+func requestID(in string) string {
+	if n := len(in); n > 0 && n <= maxRequestIDLen {
+		ok := true
+		for i := 0; i < n; i++ {
+			c := in[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return in
+		}
+	}
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
+
+// statusWriter notes the status and body size the caller received.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush keeps streaming responses (SSE) streaming through ReverseProxy.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

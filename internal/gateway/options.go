@@ -1,0 +1,41 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/observe"
+)
+
+// CredentialFactory builds the `inject` layer of an integration's outbound
+// chain: a RoundTripper that sets the vendor credential on every attempt,
+// and a function that forces fresh credential material.
+type CredentialFactory func(integration string, c *config.Credential, base http.RoundTripper) (rt http.RoundTripper, refresh func(context.Context) error, err error)
+
+// Options are the gateway's collaborators, all optional.
+type Options struct {
+	Logger  *slog.Logger
+	Metrics *observe.Metrics
+	// Credentials builds credential injection; nil sends calls without one
+	// (integrations that configure a credential then fail to compile).
+	Credentials CredentialFactory
+	// OnRecord sees every finished request record (usage, baselines).
+	OnRecord func(*observe.Record)
+	// Status adds runtime state to GET /api/v1/integrations.
+	Status StatusHook
+	// Resolver resolves vendor names at dial time (tests); nil: the system's.
+	Resolver *net.Resolver
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if o.Metrics == nil {
+		o.Metrics = observe.NewMetrics()
+	}
+}

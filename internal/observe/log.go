@@ -1,0 +1,114 @@
+// Package observe owns what the gateway says about itself: the slog setup
+// (with a scrubbing handler as the last line of defence against leaked
+// secrets), the one summary record logged per request, and the Prometheus
+// metrics of the request path.
+package observe
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/portcullis-dev/portcullis/internal/secret"
+)
+
+// Log keys, snake_case, used across the gateway.
+const (
+	KeyRequestID       = "request_id"
+	KeyCaller          = "caller"
+	KeyIntegration     = "integration"
+	KeyRoute           = "route"
+	KeyMethod          = "method"
+	KeyStatus          = "status"
+	KeyUpstreamStatus  = "upstream_status"
+	KeyDurationMS      = "duration_ms"
+	KeyUpstreamMS      = "upstream_ms"
+	KeyBytesIn         = "bytes_in"
+	KeyBytesOut        = "bytes_out"
+	KeyError           = "error_code"
+	KeyCause           = "cause"
+	KeyAttempts        = "attempts"
+	KeyFallback        = "fallback"
+	KeyCredVersion     = "credential_version"
+	KeyScopes          = "granted_scopes"
+	KeyVendorRateLimit = "vendor_ratelimit"
+	KeyAuth            = "auth"
+)
+
+// NewLogger returns a JSON (or text) logger at level whose every string
+// value and error is passed through scrub.
+func NewLogger(w io.Writer, level, format string, scrub *secret.Scrubber) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(strings.ToUpper(level)))
+	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
+	if format == "text" {
+		h = slog.NewTextHandler(w, opts)
+	} else {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(&scrubHandler{next: h, scrub: scrub})
+}
+
+// scrubHandler rewrites string-like attribute values through a Scrubber.
+type scrubHandler struct {
+	next  slog.Handler
+	scrub *secret.Scrubber
+}
+
+func (h *scrubHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h *scrubHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.scrub == nil {
+		return h.next.Handle(ctx, r)
+	}
+	nr := slog.NewRecord(r.Time, r.Level, h.scrub.Scrub(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		nr.AddAttrs(h.attr(a))
+		return true
+	})
+	return h.next.Handle(ctx, nr)
+}
+
+func (h *scrubHandler) attr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, h.scrub.Scrub(v.String()))
+	case slog.KindGroup:
+		as := v.Group()
+		out := make([]any, len(as))
+		for i, g := range as {
+			out[i] = h.attr(g)
+		}
+		return slog.Group(a.Key, out...)
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			return slog.String(a.Key, h.scrub.Scrub(err.Error()))
+		}
+		if ss, ok := v.Any().([]string); ok {
+			out := make([]string, len(ss))
+			for i, s := range ss {
+				out[i] = h.scrub.Scrub(s)
+			}
+			return slog.Any(a.Key, out)
+		}
+		return slog.String(a.Key, h.scrub.Scrub(v.String()))
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+func (h *scrubHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make([]slog.Attr, len(as))
+	for i, a := range as {
+		out[i] = h.attr(a)
+	}
+	return &scrubHandler{next: h.next.WithAttrs(out), scrub: h.scrub}
+}
+
+func (h *scrubHandler) WithGroup(name string) slog.Handler {
+	return &scrubHandler{next: h.next.WithGroup(name), scrub: h.scrub}
+}

@@ -1,0 +1,71 @@
+package observe
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the request-path metrics. Labels carry names and templates
+// only: integration, route template, caller, status class, error code.
+type Metrics struct {
+	Registry *prometheus.Registry
+	Requests *prometheus.CounterVec
+	Duration *prometheus.HistogramVec
+	Upstream *prometheus.HistogramVec
+	InFlight *prometheus.GaugeVec
+	Reloads  *prometheus.CounterVec
+}
+
+// NewMetrics registers the metrics on a fresh registry (never the global one).
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_requests_total",
+			Help: "Calls through the gateway by integration, route template, caller, status class and gateway error code (empty when the vendor answered).",
+		}, []string{"integration", "route", "caller", "status_class", "code"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_request_duration_seconds",
+			Help:    "Total time from the caller's request to the end of the response headers.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"integration", "route", "caller"}),
+		Upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_upstream_duration_seconds",
+			Help:    "Time spent waiting for the vendor, all attempts included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"integration"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "portcullis_in_flight_requests",
+			Help: "Calls currently being proxied, by integration.",
+		}, []string{"integration"}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_config_reloads_total",
+			Help: "Config reloads by result (ok, error).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.Requests, m.Duration, m.Upstream, m.InFlight, m.Reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+var statusClasses = [...]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// StatusClass maps 404 to "4xx".
+func StatusClass(code int) string {
+	if c := code / 100; c >= 0 && c < len(statusClasses) {
+		return statusClasses[c]
+	}
+	return strconv.Itoa(code)
+}
+
+// Observe records one finished request.
+func (m *Metrics) Observe(r *Record, seconds float64) {
+	m.Requests.WithLabelValues(r.Integration, r.Route, r.Caller, StatusClass(r.Status), r.ErrorCode).Inc()
+	m.Duration.WithLabelValues(r.Integration, r.Route, r.Caller).Observe(seconds)
+	if r.Attempts > 0 {
+		m.Upstream.WithLabelValues(r.Integration).Observe(r.UpstreamLatency.Seconds())
+	}
+}

@@ -1,0 +1,147 @@
+package observe
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Record is the one summary of a request, filled in by each layer as the
+// request passes and logged once at the end. It travels in the context.
+// Fields hold only structural values: the route template, never the raw
+// path or query; header names, never values (except the allow-listed
+// vendor rate-limit headers).
+type Record struct {
+	Start           time.Time
+	RequestID       string
+	Caller          string
+	Auth            string
+	Integration     string
+	Route           string
+	Method          string
+	Status          int
+	UpstreamStatus  int
+	UpstreamLatency time.Duration
+	BytesIn         int64
+	BytesOut        int64
+	ErrorCode       string
+	Cause           string // private; scrubbed; never sent to the caller
+	Attempts        int
+	Fallback        string
+	CredVersion     string
+	Scopes          []string
+	VendorRateLimit string
+
+	mu sync.Mutex // guards the fields set from the transport goroutine
+}
+
+type recordKey struct{}
+
+// WithRecord stores r in ctx.
+func WithRecord(ctx context.Context, r *Record) context.Context {
+	return context.WithValue(ctx, recordKey{}, r)
+}
+
+// RecordFrom returns the request's record, or a throwaway one.
+func RecordFrom(ctx context.Context) *Record {
+	if r, ok := ctx.Value(recordKey{}).(*Record); ok {
+		return r
+	}
+	return &Record{}
+}
+
+// SetUpstream records one vendor answer (the last attempt wins).
+func (r *Record) SetUpstream(status int, latency time.Duration) {
+	r.mu.Lock()
+	r.UpstreamStatus = status
+	r.UpstreamLatency += latency
+	r.Attempts++
+	r.mu.Unlock()
+}
+
+// vendorRateLimitHeaders are the only response header values ever logged.
+var vendorRateLimitHeaders = []string{
+	"X-Ratelimit-Remaining", "X-Ratelimit-Limit", "X-Ratelimit-Reset",
+	"Ratelimit", "Ratelimit-Policy", "Ratelimit-Remaining", "Ratelimit-Reset", "Retry-After",
+}
+
+// NoteVendorRateLimit keeps the vendor's rate-limit headers for the log.
+func (r *Record) NoteVendorRateLimit(h http.Header) {
+	var b strings.Builder
+	for _, k := range vendorRateLimitHeaders {
+		if v := h.Get(k); v != "" {
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(strings.ToLower(k))
+			b.WriteString("=")
+			if len(v) > 64 {
+				v = v[:64]
+			}
+			b.WriteString(v)
+		}
+	}
+	if b.Len() > 0 {
+		r.mu.Lock()
+		r.VendorRateLimit = b.String()
+		r.mu.Unlock()
+	}
+}
+
+// Log writes the record as one line.
+func (r *Record) Log(ctx context.Context, l *slog.Logger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	level := slog.LevelInfo
+	if r.Status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !l.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs,
+		slog.String(KeyRequestID, r.RequestID),
+		slog.String(KeyIntegration, r.Integration),
+		slog.String(KeyCaller, r.Caller),
+		slog.String(KeyMethod, r.Method),
+		slog.String(KeyRoute, r.Route),
+		slog.Int(KeyStatus, r.Status),
+		slog.Float64(KeyDurationMS, ms(time.Since(r.Start))),
+		slog.Int64(KeyBytesIn, r.BytesIn),
+		slog.Int64(KeyBytesOut, r.BytesOut),
+	)
+	if r.Auth != "" {
+		attrs = append(attrs, slog.String(KeyAuth, r.Auth))
+	}
+	if r.UpstreamStatus != 0 || r.Attempts > 0 {
+		attrs = append(attrs,
+			slog.Int(KeyUpstreamStatus, r.UpstreamStatus),
+			slog.Float64(KeyUpstreamMS, ms(r.UpstreamLatency)),
+			slog.Int(KeyAttempts, r.Attempts))
+	}
+	if r.ErrorCode != "" {
+		attrs = append(attrs, slog.String(KeyError, r.ErrorCode))
+	}
+	if r.Cause != "" {
+		attrs = append(attrs, slog.String(KeyCause, r.Cause))
+	}
+	if r.Fallback != "" {
+		attrs = append(attrs, slog.String(KeyFallback, r.Fallback))
+	}
+	if r.CredVersion != "" {
+		attrs = append(attrs, slog.String(KeyCredVersion, r.CredVersion))
+	}
+	if len(r.Scopes) > 0 {
+		attrs = append(attrs, slog.Any(KeyScopes, r.Scopes))
+	}
+	if r.VendorRateLimit != "" {
+		attrs = append(attrs, slog.String(KeyVendorRateLimit, r.VendorRateLimit))
+	}
+	l.LogAttrs(ctx, level, "request", attrs...)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
