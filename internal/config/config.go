@@ -153,7 +153,8 @@ type Egress struct {
 	AllowCIDRs []string `yaml:"allow_cidrs"`
 	// PinSPKI are base64 SHA-256 hashes of accepted server public keys.
 	PinSPKI []string `yaml:"pin_spki"`
-	// CAFile is a PEM bundle of extra roots for a private vendor.
+	// CAFile is a PEM bundle of the only CAs trusted for this vendor (a
+	// private vendor); the system roots are used when it is empty.
 	CAFile string `yaml:"ca_file"`
 }
 
