@@ -122,7 +122,9 @@ func compileIntegration(name string, c *config.Integration, o *Options) (*integr
 		if err != nil {
 			return nil, fmt.Errorf("credential: %w", err)
 		}
-		chain, in.refresh = rt, refresh
+		if rt != nil {
+			chain, in.refresh = rt, refresh
+		}
 	}
 	in.proxy = &httputil.ReverseProxy{
 		Rewrite:        in.rewrite,
@@ -142,4 +144,20 @@ func (rt *runtime) close() {
 	for _, in := range rt.integrations {
 		in.base.CloseIdleConnections()
 	}
+}
+
+// Validate compiles cfg without serving it, for `portcullis check`: route
+// templates, egress allowlists, pins and CA files are checked the same way
+// serve checks them. It opens no connection and resolves no secret.
+func Validate(cfg *config.Config) error {
+	o := &Options{Credentials: func(string, *config.Credential, http.RoundTripper) (http.RoundTripper, func(context.Context) error, error) {
+		return nil, nil, nil
+	}}
+	o.defaults()
+	rt, err := compile(cfg, o)
+	if err != nil {
+		return err
+	}
+	rt.close()
+	return nil
 }

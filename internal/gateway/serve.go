@@ -68,6 +68,7 @@ func (rt *runtime) serve(w http.ResponseWriter, r *http.Request, rec *observe.Re
 		return problem.New(problem.RouteNotAllowed, d.Reason)
 	}
 	policy.StripMethodOverride(r.Header)
+	policy.StripPathOverride(r.Header)
 
 	// 7. the request body, bounded. It is kept in memory (at most
 	// max_request_bytes) so that a safe retry or a credential refresh can

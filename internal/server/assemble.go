@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/gateway"
+	"github.com/portcullis-dev/portcullis/internal/observe"
+	"github.com/portcullis-dev/portcullis/internal/secret"
+)
+
+// assembly is one running gateway with its collaborators.
+type assembly struct {
+	log      *slog.Logger
+	scrub    *secret.Scrubber
+	resolver *credential.Resolver
+	metrics  *observe.Metrics
+	gw       *gateway.Gateway
+	webhooks http.Handler
+	closers  []func()
+}
+
+func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *secret.Scrubber) (*assembly, error) {
+	a := &assembly{log: log, scrub: scrub, metrics: observe.NewMetrics()}
+	a.resolver = credential.NewResolver(credential.Options{
+		Logger:   log,
+		Scrubber: scrub,
+		Vault:    credential.VaultOptionsFromEnv(),
+	})
+	a.closers = append(a.closers, a.resolver.Close)
+	if err := a.checkSecrets(ctx, cfg); err != nil {
+		a.close()
+		return nil, err
+	}
+	gw, err := gateway.New(cfg, gateway.Options{
+		Logger:      log,
+		Metrics:     a.metrics,
+		Credentials: a.credentialFactory(),
+	})
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.gw = gw
+	a.closers = append(a.closers, gw.Close)
+	return a, nil
+}
+
+// checkSecrets resolves every secret reference once at start-up so that a
+// missing variable or an unreachable Vault is reported with the integration
+// and reference, never the value, before the gateway takes traffic.
+func (a *assembly) checkSecrets(ctx context.Context, cfg *config.Config) error {
+	var errs []error
+	check := func(path string, ref config.SecretRef) {
+		if !ref.IsSet() {
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := a.resolver.Resolve(cctx, ref, credential.DefaultTTL, time.Hour); err != nil {
+			errs = append(errs, fmt.Errorf("%s (line %d): %s: %w", path, cfg.Line(path), ref.Ref(), err))
+		}
+	}
+	check("server.admin_token", cfg.Server.AdminToken)
+	for _, name := range cfg.Names() {
+		c := cfg.Integrations[name].Credential
+		if c == nil {
+			continue
+		}
+		p := "integrations." + name + ".credential"
+		check(p+".secret", c.Secret)
+		check(p+".client_secret", c.ClientSecret)
+		check(p+".private_key", c.PrivateKey)
+	}
+	for name, w := range cfg.Webhooks {
+		for i, s := range w.Secrets {
+			check(fmt.Sprintf("webhooks.%s.secrets[%d]", name, i), s)
+		}
+		check("webhooks."+name+".forward_secret", w.ForwardSecret)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("secrets could not be resolved:\n%w", joinLines(errs))
+	}
+	return nil
+}
+
+type lines []error
+
+func (l lines) Error() string {
+	s := ""
+	for i, e := range l {
+		if i > 0 {
+			s += "\n"
+		}
+		s += "  " + e.Error()
+	}
+	return s
+}
+
+func joinLines(errs []error) error { return lines(errs) }
+
+func (a *assembly) credentialFactory() gateway.CredentialFactory {
+	return func(name string, c *config.Credential, base http.RoundTripper) (http.RoundTripper, func(context.Context) error, error) {
+		inj, err := credential.NewInjector(name, c, a.resolver, credential.Options{Logger: a.log, Scrubber: a.scrub})
+		if err != nil {
+			return nil, nil, err
+		}
+		t := &credential.Transport{Base: base, Injector: inj, Integration: name, Logger: a.log,
+			OnRevoked: func(integration string) {
+				a.log.Error("vendor credential revoked: the vendor refused it twice after a refresh", "integration", integration)
+			}}
+		return t, inj.Refresh, nil
+	}
+}
+
+func (a *assembly) adminToken() (secret.Value, bool) {
+	ref := a.gw.Config().Server.AdminToken
+	if !ref.IsSet() {
+		return secret.Value{}, false
+	}
+	s, err := a.resolver.Resolve(context.Background(), ref, credential.DefaultTTL, time.Hour)
+	if err != nil {
+		return secret.Value{}, false
+	}
+	return s.Value, true
+}
+
+func (a *assembly) callerHandler() http.Handler { return a.gw }
+
+func (a *assembly) adminHandler() http.Handler {
+	return a.gw.AdminHandler(gateway.AdminOptions{Token: a.adminToken})
+}
+
+func (a *assembly) reload(path string) {
+	cfg, warnings, err := config.Load(path)
+	if err != nil {
+		a.metrics.Reloads.WithLabelValues("error").Inc()
+		a.log.Error("config reload refused; the previous config keeps serving", "config", path, "cause", err)
+		return
+	}
+	for _, w := range warnings {
+		a.log.Warn("config warning", "path", w.Path, "line", w.Line, "problem", w.Msg)
+	}
+	if err := a.checkSecrets(context.Background(), cfg); err != nil {
+		a.metrics.Reloads.WithLabelValues("error").Inc()
+		a.log.Error("config reload refused; the previous config keeps serving", "config", path, "cause", err)
+		return
+	}
+	if err := a.gw.Reload(cfg); err != nil {
+		a.log.Error("config reload refused; the previous config keeps serving", "config", path, "cause", err)
+		return
+	}
+	a.log.Info("config reloaded", "config", path, "integrations", len(cfg.Integrations))
+}
+
+func (a *assembly) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+}
