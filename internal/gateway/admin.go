@@ -52,6 +52,8 @@ func (g *Gateway) AdminHandler(o AdminOptions) http.Handler {
 	mux.Handle("GET /metrics", protect(promhttp.HandlerFor(g.metrics.Registry, promhttp.HandlerOpts{})))
 	mux.Handle("GET /api/v1/integrations", protect(http.HandlerFunc(g.listIntegrations)))
 	mux.Handle("POST /api/v1/integrations/{name}/refresh-credentials", protect(http.HandlerFunc(g.refreshCredentials)))
+	mux.Handle("POST /api/v1/integrations/{name}/disable", protect(g.killSwitch(true)))
+	mux.Handle("POST /api/v1/integrations/{name}/enable", protect(g.killSwitch(false)))
 	if o.Extend != nil {
 		o.Extend(mux, protect)
 	}
@@ -103,9 +105,11 @@ func (g *Gateway) listIntegrations(w http.ResponseWriter, _ *http.Request) {
 	out := make([]IntegrationStatus, 0, len(names))
 	for _, n := range names {
 		in := rt.integrations[n]
-		s := IntegrationStatus{Name: n, Upstream: in.upstream.Redacted(), Routes: len(rt.cfg.Integrations[n].Routes)}
+		s := IntegrationStatus{Name: n, Upstream: in.upstream.Redacted(), Routes: len(rt.cfg.Integrations[n].Routes), Extra: g.status(in)}
 		if g.opts.Status != nil {
-			s.Extra = g.opts.Status(n)
+			for k, v := range g.opts.Status(n) {
+				s.Extra[k] = v
+			}
 		}
 		out = append(out, s)
 	}
@@ -118,11 +122,11 @@ func (g *Gateway) refreshCredentials(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, "", problem.New(problem.UnknownIntegration, "no such integration"))
 		return
 	}
-	if in.refresh == nil {
+	if in.core.refresh == nil {
 		writeJSON(w, http.StatusOK, map[string]any{"integration": in.name, "refreshed": false, "reason": "no credential"})
 		return
 	}
-	if err := in.refresh(r.Context()); err != nil {
+	if err := in.core.refresh(r.Context()); err != nil {
 		g.log.Warn("credential refresh failed", "integration", in.name, "cause", err)
 		problem.Write(w, "", problem.Wrap(problem.CredentialUnavailable, "credential refresh failed; see the gateway log", err))
 		return

@@ -13,8 +13,10 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/egress"
+	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/policy"
+	"github.com/portcullis-dev/portcullis/internal/resilience"
 )
 
 // runtime is a compiled config: everything the request path needs, built
@@ -23,6 +25,7 @@ type runtime struct {
 	cfg          *config.Config
 	auth         *identity.Authenticator
 	integrations map[string]*integration
+	cores        map[string]*core
 }
 
 // integration is one compiled integration.
@@ -31,52 +34,67 @@ type integration struct {
 	upstream *url.URL
 	basePath string // escaped upstream path without trailing slash
 	routes   *policy.Table
-	egress   *egress.Policy
+	// queued holds "METHOD template" of routes that accept respond-async.
+	queued map[string]bool
 	// headers is the canonical request-header allowlist.
-	headers []string
-	maxReq  int64
-	maxResp int64
-	timeout time.Duration
-	proxy   *httputil.ReverseProxy
-	base    *http.Transport
-	refresh func(context.Context) error
+	headers     []string
+	maxReq      int64
+	maxResp     int64
+	timeout     time.Duration
+	proxy       *httputil.ReverseProxy
+	core        *core
+	stale       *fallback.StaleCache // nil without fallback.stale_for
+	queue       bool
+	queueAlways bool
 }
 
 // compile turns a validated config into a runtime. It resolves nothing
-// remote; errors name the integration and config path.
-func compile(cfg *config.Config, o *Options) (*runtime, error) {
+// remote; errors name the integration and config path. Cores whose
+// settings did not change are taken over from the running config.
+func compile(cfg *config.Config, o *Options, cs *cores) (*runtime, error) {
 	auth, err := identity.New(cfg.Callers)
 	if err != nil {
 		return nil, err
 	}
-	rt := &runtime{cfg: cfg, auth: auth, integrations: map[string]*integration{}}
+	rt := &runtime{cfg: cfg, auth: auth, integrations: map[string]*integration{}, cores: map[string]*core{}}
 	var errs []error
 	for _, name := range cfg.Names() {
-		in, err := compileIntegration(name, cfg.Integrations[name], o)
+		in, err := compileIntegration(name, cfg.Integrations[name], o, cs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("integrations.%s: %w", name, err))
 			continue
 		}
 		rt.integrations[name] = in
+		rt.cores[name] = in.core
 	}
 	if err := errors.Join(errs...); err != nil {
-		rt.close()
 		return nil, err
 	}
 	return rt, nil
 }
 
-func compileIntegration(name string, c *config.Integration, o *Options) (*integration, error) {
+func compileIntegration(name string, c *config.Integration, o *Options, cs *cores) (*integration, error) {
 	up, err := url.Parse(c.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	routes := make([]policy.Route, 0, len(c.Routes))
+	in := &integration{
+		name:     name,
+		upstream: up,
+		basePath: strings.TrimSuffix(up.EscapedPath(), "/"),
+		queued:   map[string]bool{},
+		maxReq:   c.Limits.MaxRequestBytes.N,
+		maxResp:  c.Limits.MaxResponseBytes.N,
+		timeout:  c.Timeouts.Request.D,
+	}
 	for _, r := range c.Routes {
 		routes = append(routes, policy.Route{Method: r.Method, Path: r.Path, Callers: r.Callers})
+		if r.Queue {
+			in.queued[r.Method+" "+r.Path] = true
+		}
 	}
-	table, err := policy.Compile(routes)
-	if err != nil {
+	if in.routes, err = policy.Compile(routes); err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
 	eg, err := egress.NewPolicy(egress.Config{
@@ -92,58 +110,37 @@ func compileIntegration(name string, c *config.Integration, o *Options) (*integr
 	if err != nil {
 		return nil, fmt.Errorf("egress: %w", err)
 	}
-	in := &integration{
-		name:     name,
-		upstream: up,
-		basePath: strings.TrimSuffix(up.EscapedPath(), "/"),
-		routes:   table,
-		egress:   eg,
-		maxReq:   c.Limits.MaxRequestBytes.N,
-		maxResp:  c.Limits.MaxResponseBytes.N,
-		timeout:  c.Timeouts.Request.D,
-	}
 	for _, h := range c.RequestHeaders {
 		in.headers = append(in.headers, http.CanonicalHeaderKey(h))
 	}
-	base := eg.Transport()
-	base.ResponseHeaderTimeout = c.Timeouts.Headers.D
-	base.IdleConnTimeout = c.Timeouts.IdleConn.D
-	in.base = base
-
-	// The outbound chain, innermost first: base (egress-guarded dialer,
-	// verified TLS) → record (times each attempt) → inject (credential on
-	// every attempt).
-	var chain http.RoundTripper = recordTransport{next: base}
-	if c.Credential != nil {
-		if o.Credentials == nil {
-			return nil, errors.New("credential: no credential provider configured")
+	settings := resilience.FromConfig(c)
+	fp := fingerprint(c, settings)
+	if cs != nil {
+		in.core = cs.get(name, fp)
+	}
+	if in.core == nil {
+		if in.core, err = buildCore(name, c, eg, o, fp, settings); err != nil {
+			return nil, err
 		}
-		rt, refresh, err := o.Credentials(name, c.Credential, chain)
-		if err != nil {
-			return nil, fmt.Errorf("credential: %w", err)
+	}
+	if f := c.Fallback; f != nil {
+		if f.StaleFor.D > 0 && o.Store != nil {
+			in.stale = fallback.NewStaleCache(o.Store, fallback.StaleConfig{StaleFor: f.StaleFor.D, Shared: f.ShareStale}, nil)
 		}
-		if rt != nil {
-			chain, in.refresh = rt, refresh
-		}
+		in.queue, in.queueAlways = f.Queue, f.QueueAlways
 	}
 	in.proxy = &httputil.ReverseProxy{
 		Rewrite:        in.rewrite,
-		Transport:      chain,
+		Transport:      in.core.chain,
 		ModifyResponse: in.modifyResponse,
 		ErrorHandler:   errorHandler,
 		BufferPool:     bufferPool{},
 		ErrorLog:       slog.NewLogLogger(o.Logger.Handler().WithAttrs([]slog.Attr{slog.String("integration", name)}), slog.LevelDebug),
-		// -1 would flush after every write; streaming bodies such as
-		// text/event-stream are flushed at once by ReverseProxy anyway.
+		// 0: ReverseProxy flushes streaming bodies (text/event-stream,
+		// unknown length) at once and buffers the rest.
 		FlushInterval: 0,
 	}
 	return in, nil
-}
-
-func (rt *runtime) close() {
-	for _, in := range rt.integrations {
-		in.base.CloseIdleConnections()
-	}
 }
 
 // Validate compiles cfg without serving it, for `portcullis check`: route
@@ -154,10 +151,12 @@ func Validate(cfg *config.Config) error {
 		return nil, nil, nil
 	}}
 	o.defaults()
-	rt, err := compile(cfg, o)
+	rt, err := compile(cfg, o, nil)
 	if err != nil {
 		return err
 	}
-	rt.close()
+	for _, k := range rt.cores {
+		k.base.CloseIdleConnections()
+	}
 	return nil
 }

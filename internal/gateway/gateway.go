@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 )
@@ -30,35 +31,58 @@ type Gateway struct {
 	metrics *observe.Metrics
 	opts    Options
 	rt      atomic.Pointer[runtime]
+	cores   cores
+	// kill and queue live across reloads; nil without a store.
+	kill  *fallback.KillSwitch
+	queue *fallback.Queue
 }
 
 // New compiles cfg and returns a ready Gateway.
 func New(cfg *config.Config, o Options) (*Gateway, error) {
 	o.defaults()
 	g := &Gateway{log: o.Logger, metrics: o.Metrics, opts: o}
-	rt, err := compile(cfg, &g.opts)
+	if o.Store != nil {
+		g.kill = fallback.NewKillSwitch(o.Store, nil, o.Logger)
+		g.queue = fallback.NewQueue(o.Store, fallback.QueueConfig{Headers: g.requestHeaders}, nil)
+	}
+	rt, err := compile(cfg, &g.opts, &g.cores)
 	if err != nil {
 		return nil, err
 	}
+	g.cores.commit(rt.cores)
 	g.rt.Store(rt)
+	g.metrics.Registry.MustRegister(stateCollector{g})
 	return g, nil
+}
+
+// requestHeaders is an integration's request-header allowlist, for the queue.
+func (g *Gateway) requestHeaders(name string) []string {
+	if in, ok := g.rt.Load().integrations[name]; ok {
+		return in.headers
+	}
+	return []string{}
 }
 
 // Reload compiles cfg and, only if that succeeds, swaps it in. The old
 // runtime keeps serving the requests that started on it; its idle vendor
 // connections are closed once they have had time to finish.
 func (g *Gateway) Reload(cfg *config.Config) error {
-	rt, err := compile(cfg, &g.opts)
+	rt, err := compile(cfg, &g.opts, &g.cores)
 	if err != nil {
 		g.metrics.Reloads.WithLabelValues("error").Inc()
 		return err
 	}
-	old := g.rt.Swap(rt)
+	dropped := g.cores.commit(rt.cores)
+	g.rt.Swap(rt)
 	g.metrics.Reloads.WithLabelValues("ok").Inc()
-	if old != nil {
-		grace := cfg.Server.ShutdownGrace.D
-		time.AfterFunc(grace, old.close)
-	}
+	// Requests that started on the old config keep its cores until they
+	// finish; idle connections of cores no longer used are closed after
+	// the grace period.
+	time.AfterFunc(cfg.Server.ShutdownGrace.D, func() {
+		for _, k := range dropped {
+			k.base.CloseIdleConnections()
+		}
+	})
 	return nil
 }
 
@@ -66,7 +90,11 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 func (g *Gateway) Config() *config.Config { return g.rt.Load().cfg }
 
 // Close releases the current runtime's resources.
-func (g *Gateway) Close() { g.rt.Load().close() }
+func (g *Gateway) Close() {
+	for _, k := range g.rt.Load().cores {
+		k.base.CloseIdleConnections()
+	}
+}
 
 const (
 	headerRequestID = "X-Request-Id"
@@ -98,7 +126,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.finish(ctx, rec, sw)
 	}()
-	if err := rt.serve(sw, r, rec); err != nil {
+	if err := g.serve(sw, r, rt, rec); err != nil {
 		g.fail(sw, rec, err)
 	}
 }

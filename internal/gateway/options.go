@@ -9,6 +9,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/observe"
+	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 // CredentialFactory builds the `inject` layer of an integration's outbound
@@ -27,6 +28,11 @@ type Options struct {
 	OnRecord func(*observe.Record)
 	// Status adds runtime state to GET /api/v1/integrations.
 	Status StatusHook
+	// Store holds the stale cache, kill switches and queued calls; nil
+	// turns those fallbacks off (tests of the core path).
+	Store store.Store
+	// Faults wraps the base transport of each integration (chaos drills).
+	Faults func(http.RoundTripper) http.RoundTripper
 	// Resolver resolves vendor names at dial time (tests); nil: the system's.
 	Resolver *net.Resolver
 }

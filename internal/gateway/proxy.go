@@ -12,9 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/problem"
+	"github.com/portcullis-dev/portcullis/internal/resilience"
 )
 
 // rewrite builds the outbound request. Contract (httputil.ProxyRequest):
@@ -51,6 +53,9 @@ func (in *integration) rewrite(pr *httputil.ProxyRequest) {
 	o.Header = h
 }
 
+// errVendorFailed replaces a vendor 5xx by the stale fallback.
+var errVendorFailed = errors.New("vendor answered 5xx")
+
 // errResponseTooLarge aborts a response over max_response_bytes.
 var errResponseTooLarge = errors.New("vendor response over max_response_bytes")
 
@@ -70,6 +75,16 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 	}
 	resp.Header.Del("Set-Cookie")
 	resp.Header.Del(headerRequestID)
+	if in.stale != nil && resp.Request.Method == http.MethodGet {
+		if resp.StatusCode >= 500 {
+			// The vendor failed: a cached answer beats its error page.
+			if _, _, ok := in.stale.Get(resp.Request.Context(), ob.staleKey()); ok {
+				return errVendorFailed
+			}
+		} else if in.stale.Cacheable(http.MethodGet, resp.StatusCode, resp.Header) {
+			in.stale.Capture(resp.Request.Context(), ob.staleKey(), resp)
+		}
+	}
 	if resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = &limitedBody{rc: resp.Body, left: in.maxResp, rec: ob.rec}
 	}
@@ -107,6 +122,19 @@ func (b *limitedBody) Close() error { return b.rc.Close() }
 func errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	ob := outboundFrom(r.Context())
 	pe := classify(r.Context(), err)
+	if pe.Code != problem.EgressDenied && pe.Code != problem.CredentialUnavailable && !errors.Is(err, errClientGone) {
+		if serveStale(w, r.Context(), ob, r.Method) {
+			ob.rec.Cause = pe.Error()
+			return
+		}
+		if ob.async && (pe.Code == problem.UpstreamUnreachable || pe.Code == problem.CircuitOpen) && ob.g.queue != nil {
+			// Nothing reached the vendor (or the breaker refused): queue it.
+			if qerr := ob.g.enqueue(w, ob.req, ob); qerr == nil {
+				ob.rec.Cause = pe.Error()
+				return
+			}
+		}
+	}
 	ob.rec.ErrorCode = string(pe.Code)
 	ob.rec.Status = pe.Status()
 	if pe.Err != nil {
@@ -128,8 +156,21 @@ func classify(ctx context.Context, err error) *problem.Error {
 	}
 	var ne net.Error
 	switch {
+	case errors.Is(err, credential.ErrUnavailable):
+		return problem.Wrap(problem.CredentialUnavailable, "the vendor credential is unavailable; operators: see the gateway log", err)
 	case errors.Is(err, egress.ErrDenied):
 		return problem.Wrap(problem.EgressDenied, "the destination is not allowed by the integration's egress policy", err)
+	case errors.Is(err, resilience.ErrCircuitOpen):
+		return problem.Wrap(problem.CircuitOpen, "the vendor is failing; calls are paused by the circuit breaker", err)
+	case errors.Is(err, resilience.ErrRateLimited):
+		pe := problem.Wrap(problem.RateLimited, "the vendor asked us to slow down; retry later", err)
+		var rl *resilience.RateLimitError
+		if errors.As(err, &rl) {
+			pe.RetryAfter = resilience.RetryAfterSeconds(rl.RetryAfter)
+		}
+		return pe
+	case errors.Is(err, errVendorFailed):
+		return problem.Wrap(problem.UpstreamUnreachable, "the vendor failed", err)
 	case errors.Is(err, errResponseTooLarge):
 		return problem.Wrap(problem.ResponseTooLarge, "the vendor's response is over max_response_bytes", err)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/fallback"
+	"github.com/portcullis-dev/portcullis/internal/resilience"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/policy"
 	"github.com/portcullis-dev/portcullis/internal/problem"
@@ -20,6 +23,12 @@ type outbound struct {
 	path      string // escaped vendor path, already checked
 	requestID string
 	rec       *observe.Record
+	cred      credential.Info // version and granted scopes of the final attempt
+	caller    string
+	query     string
+	g         *Gateway
+	async     bool          // the caller accepts a queued answer
+	req       *http.Request // the caller's request, for the queue fallback
 }
 
 type outboundKey struct{}
@@ -31,20 +40,22 @@ func outboundFrom(ctx context.Context) *outbound {
 
 // serve runs the policy steps of DESIGN.md's request path in order and hands
 // an allowed request to the integration's reverse proxy.
-func (rt *runtime) serve(w http.ResponseWriter, r *http.Request, rec *observe.Record) error {
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec *observe.Record) error {
 	// 2. integration: the first segment of the request target as received.
 	target := r.RequestURI
 	if !strings.HasPrefix(target, "/") {
 		return problem.New(problem.BadRequestPath, "request target must be /{integration}/{vendor path}")
 	}
 	path, _, _ := strings.Cut(target, "?")
-	name, vendorPath, found := strings.Cut(path[1:], "/")
+	name, vendorPath, _ := strings.Cut(path[1:], "/")
 	vendorPath = "/" + vendorPath
 	in, ok := rt.integrations[name]
 	if !ok {
+		if name == jobsSegment && g.queue != nil && r.Method == http.MethodGet {
+			return g.serveJob(w, r, rt, rec)
+		}
 		return problem.New(problem.UnknownIntegration, "no such integration; the first path segment names the integration")
 	}
-	_ = found
 	rec.Integration = name
 
 	// 3. caller identity.
@@ -90,14 +101,42 @@ func (rt *runtime) serve(w http.ResponseWriter, r *http.Request, rec *observe.Re
 		}
 	}
 
+	// 6. guardrails: kill switch, rate limit, breaker, bulkhead — each
+	// answered by a fallback where one is configured.
+	ob := &outbound{in: in, path: vendorPath, requestID: rec.RequestID, rec: rec, caller: caller, query: r.URL.RawQuery}
+	async := in.queue && fallback.PrefersAsync(r.Header) && in.queued[r.Method+" "+d.Route]
+	if async && in.queueAlways {
+		return g.enqueue(w, r, ob)
+	}
+	k := in.core
+	if g.kill != nil && g.kill.Disabled(name) {
+		return g.fallbackOr(w, r, ob, async, problem.New(problem.IntegrationDisabled, "the integration is switched off by an operator"))
+	}
+	if wait, err := k.limiter.Wait(r.Context(), caller); err != nil {
+		pe := problem.Wrap(problem.RateLimited, "rate limit reached; retry later", err)
+		pe.RetryAfter = resilience.RetryAfterSeconds(wait)
+		return pe
+	}
+	if !k.breaker.Allow() {
+		return g.fallbackOr(w, r, ob, async, problem.New(problem.CircuitOpen, "the vendor is failing; calls are paused by the circuit breaker"))
+	}
+	release, ok := k.bulkhead.TryAcquire()
+	if !ok {
+		return problem.Errorf(problem.Overloaded, "more than %d calls in flight to this integration", k.bulkhead.Limit())
+	}
+	defer release()
+
 	ctx := r.Context()
 	if in.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, in.timeout)
 		defer cancel()
 	}
-	ctx = context.WithValue(ctx, outboundKey{}, &outbound{in: in, path: vendorPath, requestID: rec.RequestID, rec: rec})
+	ob.g, ob.async, ob.req = g, async, r
+	ctx = context.WithValue(ctx, outboundKey{}, ob)
+	ctx = credential.WithInfoSink(ctx, &ob.cred)
 	in.proxy.ServeHTTP(w, r.WithContext(ctx))
+	rec.CredVersion, rec.Scopes = ob.cred.Version, ob.cred.Scopes
 	return nil
 }
 

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/fallback"
+	"github.com/portcullis-dev/portcullis/internal/store"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/secret"
@@ -22,6 +25,8 @@ type assembly struct {
 	metrics  *observe.Metrics
 	gw       *gateway.Gateway
 	webhooks http.Handler
+	store    store.Store
+	usage    *usageWriter
 	closers  []func()
 }
 
@@ -37,10 +42,21 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 		a.close()
 		return nil, err
 	}
+	st, err := openStore(cfg, log)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.store = st
+	a.closers = append(a.closers, func() { _ = st.Close() })
+	a.usage = newUsageWriter(st, log)
+	a.closers = append(a.closers, a.usage.close)
 	gw, err := gateway.New(cfg, gateway.Options{
 		Logger:      log,
 		Metrics:     a.metrics,
 		Credentials: a.credentialFactory(),
+		Store:       st,
+		OnRecord:    a.usage.record,
 	})
 	if err != nil {
 		a.close()
@@ -48,7 +64,30 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 	}
 	a.gw = gw
 	a.closers = append(a.closers, gw.Close)
+	worker := fallback.NewWorker(gw.Queue(), fallback.WorkerConfig{Target: gw.QueueTarget, Logger: log}, nil)
+	wctx, stopWorker := context.WithCancel(context.Background())
+	go func() { _ = worker.Run(wctx) }()
+	a.closers = append(a.closers, func() { stopWorker(); worker.Stop() })
 	return a, nil
+}
+
+// openStore opens the embedded store under data_dir, or Redis.
+func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	if cfg.State.Backend == "redis" {
+		r, err := store.OpenRedis(cfg.State.RedisURL, store.RedisOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("state.redis_url: %w", err)
+		}
+		return r, nil
+	}
+	if err := os.MkdirAll(cfg.State.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state.data_dir: %w", err)
+	}
+	e, err := store.OpenEmbedded(cfg.State.DataDir, store.EmbeddedOptions{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("state.data_dir: %w", err)
+	}
+	return e, nil
 }
 
 // checkSecrets resolves every secret reference once at start-up so that a
@@ -133,7 +172,7 @@ func (a *assembly) adminToken() (secret.Value, bool) {
 func (a *assembly) callerHandler() http.Handler { return a.gw }
 
 func (a *assembly) adminHandler() http.Handler {
-	return a.gw.AdminHandler(gateway.AdminOptions{Token: a.adminToken})
+	return a.gw.AdminHandler(gateway.AdminOptions{Token: a.adminToken, Ready: a.store.Ping})
 }
 
 func (a *assembly) reload(path string) {

@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/egress"
+	"github.com/portcullis-dev/portcullis/internal/resilience"
+)
+
+// core is the stateful part of an integration: the outbound RoundTripper
+// chain with its breaker, limiter, retry budget and bulkhead. It survives a
+// reload when the settings it was built from did not change, so a reload
+// does not reset an open breaker or refill a drained rate limit.
+type core struct {
+	fingerprint string
+	base        *http.Transport
+	chain       http.RoundTripper
+	breaker     *resilience.Breaker
+	limiter     *resilience.Limiter
+	bulkhead    *resilience.Bulkhead
+	budget      *resilience.Budget
+	refresh     func(context.Context) error
+}
+
+// cores holds the live cores by integration name, across reloads.
+type cores struct {
+	mu sync.Mutex
+	m  map[string]*core
+}
+
+// fingerprint names everything a core is built from. Config scalars carry
+// their line numbers, so only their values are printed.
+func fingerprint(c *config.Integration, s resilience.Settings) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%v|%v|%v|%q|%s|%v|%v|%v|%v|%v|%+v", c.Upstream, c.Egress.Allow, c.Egress.AllowPrivate,
+		c.Egress.AllowCIDRs, c.Egress.PinSPKI, c.Egress.CAFile,
+		c.Timeouts.Connect.D, c.Timeouts.TLS.D, c.Timeouts.Headers.D, c.Timeouts.IdleConn.D, c.Timeouts.PerTry.D, s)
+	if cr := c.Credential; cr != nil {
+		fmt.Fprintf(&b, "|%s|%s|%s|%s|%s|%s|%v|%v|%s|%s|%s|%v|%s|%s|%s|%s|%s|%s|%s|%s|%v", cr.Type, cr.Secret.Ref(), cr.Header, cr.Prefix,
+			cr.Param, cr.Username, cr.TTL.D, cr.MaxStale.D, cr.TokenURL, cr.ClientID, cr.ClientSecret.Ref(), cr.Scopes,
+			cr.Audience, cr.Resource, cr.AuthMethod, cr.PrivateKey.Ref(), cr.Algorithm, cr.KeyID, cr.Issuer, cr.Subject, cr.TokenTTL.D)
+	}
+	return b.String()
+}
+
+// buildCore assembles the outbound chain, innermost first:
+//
+//	base (egress-guarded dialer, verified TLS) → [chaos] → record (times
+//	each attempt) → inject (credential on every attempt) → breaker →
+//	limiter observer (vendor rate-limit headers) → retry (with budget)
+//
+// so that every retry passes the breaker and gets a fresh credential.
+func buildCore(name string, c *config.Integration, eg *egress.Policy, o *Options, fp string, s resilience.Settings) (*core, error) {
+	clk := resilience.SystemClock()
+	k := &core{fingerprint: fp}
+	base := eg.Transport()
+	base.ResponseHeaderTimeout = c.Timeouts.Headers.D
+	base.IdleConnTimeout = c.Timeouts.IdleConn.D
+	k.base = base
+	var chain http.RoundTripper = base
+	if o.Faults != nil {
+		chain = o.Faults(chain)
+	}
+	chain = recordTransport{next: chain}
+	if c.Credential != nil {
+		if o.Credentials == nil {
+			return nil, fmt.Errorf("credential: no credential provider configured")
+		}
+		rt, refresh, err := o.Credentials(name, c.Credential, chain)
+		if err != nil {
+			return nil, fmt.Errorf("credential: %w", err)
+		}
+		if rt != nil {
+			chain, k.refresh = rt, refresh
+		}
+	}
+	k.breaker = resilience.NewBreaker(name, s.Breaker, chain, clk, func(from, to string) {
+		o.Logger.Warn("circuit breaker changed state", "integration", name, "from", from, "to", to)
+	})
+	k.limiter = resilience.NewLimiter(s.Limiter, clk)
+	k.budget = resilience.NewBudget(s.BudgetRatio, 10*time.Second, 1, clk)
+	k.bulkhead = resilience.NewBulkhead(s.MaxConcurrent)
+	k.chain = resilience.NewRetry(s.Retry, k.budget, k.limiter.Observing(k.breaker), clk)
+	return k, nil
+}
+
+// get returns the live core for name when its fingerprint matches, else
+// builds a new one. The new map is only committed by commit, after the
+// whole config compiled.
+func (cs *cores) get(name, fp string) *core {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if k, ok := cs.m[name]; ok && k.fingerprint == fp {
+		return k
+	}
+	return nil
+}
+
+func (cs *cores) commit(m map[string]*core) (dropped []*core) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for name, k := range cs.m {
+		if m[name] != k {
+			dropped = append(dropped, k)
+		}
+	}
+	cs.m = m
+	return dropped
+}
