@@ -60,6 +60,11 @@ type fixture struct {
 // the token hashes of billing and support.
 func newFixture(t *testing.T, upstream string, yamlTmpl string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, upstream, yamlTmpl, Options{})
+}
+
+func newFixtureWith(t *testing.T, upstream string, yamlTmpl string, o Options) *fixture {
+	t.Helper()
 	tb, hb, _ := identity.NewToken()
 	ts, hs, _ := identity.NewToken()
 	hostport := strings.TrimPrefix(strings.TrimPrefix(upstream, "http://"), "https://")
@@ -69,7 +74,8 @@ func newFixture(t *testing.T, upstream string, yamlTmpl string) *fixture {
 		t.Fatalf("config: %v\n%s", err, text)
 	}
 	logs := &bytes.Buffer{}
-	gw, err := New(cfg, Options{Logger: observe.NewLogger(logs, "debug", "json", nil)})
+	o.Logger = observe.NewLogger(logs, "debug", "json", nil)
+	gw, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}

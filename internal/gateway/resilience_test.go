@@ -1,0 +1,229 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/problem"
+	"github.com/portcullis-dev/portcullis/internal/store"
+)
+
+const resilientConfig = `
+version: 1
+callers:
+  billing: {tokens: ["%[3]s"]}
+  support: {tokens: ["%[4]s"]}
+integrations:
+  payments:
+    upstream: %[1]s
+    egress: {allow: ["%[2]s"], allow_private: true}
+    request_headers: [Content-Type, Idempotency-Key]
+    timeouts: {connect: 1s, request: 2s}
+    retry: {attempts: 3, backoff: 1ms, max_backoff: 5ms, budget: 0.2}
+    circuit_breaker: {failure_ratio: 0.5, min_requests: 10, window: 10s, open_for: 500ms, half_open_probes: 1}
+    fallback: {stale_for: 1m, queue: true}
+    routes:
+      - {method: GET, path: "/v1/charges/{id}", callers: [billing, support]}
+      - {method: POST, path: "/v1/charges", callers: [billing], queue: true}
+`
+
+// flaky is a vendor whose health the test switches.
+type flaky struct {
+	failing atomic.Bool
+	hits    atomic.Int64
+	posts   sync.Map // Idempotency-Key → count
+}
+
+func (f *flaky) handler(w http.ResponseWriter, r *http.Request) {
+	f.hits.Add(1)
+	if r.Method == http.MethodPost {
+		k := r.Header.Get("Idempotency-Key")
+		n, _ := f.posts.LoadOrStore(k, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+	if f.failing.Load() {
+		w.WriteHeader(503)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"id":%q,"at":%d}`, r.URL.Path, time.Now().UnixNano())
+}
+
+// TestOutage drives a full vendor outage and reports what the vendor saw:
+// the breaker must cap the traffic and then refuse without calling it.
+func TestOutage(t *testing.T) {
+	fv := &flaky{}
+	v := newVendor(t, fv.handler)
+	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: store.NewMemory(nil)})
+	fv.failing.Store(true)
+	const calls = 200
+	codes := map[string]int{}
+	var openedAt time.Time
+	for i := 0; i < calls; i++ {
+		resp := f.do(t, "GET", fmt.Sprintf("/payments/v1/charges/ch_%d", i), f.billing, nil, nil)
+		code := resp.Header.Get(problem.HeaderError)
+		codes[code]++
+		if code == "circuit_open" && openedAt.IsZero() {
+			openedAt = time.Now()
+		}
+		io.Copy(io.Discard, resp.Body)
+	}
+	vendorHits := fv.hits.Load()
+	t.Logf("full outage: %d caller requests → %d vendor requests; answers %v", calls, vendorHits, codes)
+	if codes["circuit_open"] == 0 {
+		t.Fatalf("breaker never opened: %v", codes)
+	}
+	// Before opening the breaker saw min_requests calls, each with at most
+	// attempts tries; after it, nothing.
+	if vendorHits > 10*3 {
+		t.Errorf("vendor got %d requests during the outage, want ≤ 30", vendorHits)
+	}
+	// Recovery: after open_for a probe goes through and closes the breaker.
+	fv.failing.Store(false)
+	time.Sleep(600 * time.Millisecond)
+	resp := f.do(t, "GET", "/payments/v1/charges/ok", f.billing, nil, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("after recovery: %d %s", resp.StatusCode, resp.Header.Get(problem.HeaderError))
+	}
+	t.Logf("breaker open for %s until the first successful probe", time.Since(openedAt).Round(10*time.Millisecond))
+}
+
+func TestStaleFallback(t *testing.T) {
+	fv := &flaky{}
+	v := newVendor(t, fv.handler)
+	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: store.NewMemory(nil)})
+	first := f.do(t, "GET", "/payments/v1/charges/ch_1", f.billing, nil, nil)
+	good, _ := io.ReadAll(first.Body)
+	time.Sleep(50 * time.Millisecond) // the capture is stored once the body is read
+	fv.failing.Store(true)
+	resp := f.do(t, "GET", "/payments/v1/charges/ch_1", f.billing, nil, nil)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Portcullis-Fallback") != "stale" || string(body) != string(good) {
+		t.Fatalf("stale fallback: %d %q %s", resp.StatusCode, resp.Header.Get("X-Portcullis-Fallback"), body)
+	}
+	// Another caller never gets billing's cached answer.
+	resp = f.do(t, "GET", "/payments/v1/charges/ch_1", f.support, nil, nil)
+	if resp.Header.Get("X-Portcullis-Fallback") == "stale" {
+		t.Error("stale entry shared across callers without share_stale")
+	}
+}
+
+func TestKillSwitch(t *testing.T) {
+	fv := &flaky{}
+	v := newVendor(t, fv.handler)
+	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: store.NewMemory(nil)})
+	admin := f.gw.AdminHandler(AdminOptions{})
+	_ = admin
+	if err := f.gw.kill.Disable(t.Context(), "payments", "test"); err != nil {
+		t.Fatal(err)
+	}
+	resp := f.do(t, "GET", "/payments/v1/charges/ch_x", f.billing, nil, nil)
+	if resp.StatusCode != 503 || problemOf(t, resp).Code != problem.IntegrationDisabled {
+		t.Errorf("disabled integration answered %d", resp.StatusCode)
+	}
+	if fv.hits.Load() != 0 {
+		t.Error("vendor called while disabled")
+	}
+	f.gw.kill.Enable(t.Context(), "payments", "test")
+	time.Sleep(1100 * time.Millisecond)
+	if resp := f.do(t, "GET", "/payments/v1/charges/ch_x", f.billing, nil, nil); resp.StatusCode != 200 {
+		t.Errorf("re-enabled integration answered %d", resp.StatusCode)
+	}
+}
+
+func TestQueueFallback(t *testing.T) {
+	fv := &flaky{}
+	v := newVendor(t, fv.handler)
+	st := store.NewMemory(nil)
+	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: st})
+	f.gw.kill.Disable(t.Context(), "payments", "test")
+	resp := f.do(t, "POST", "/payments/v1/charges", f.billing, strings.NewReader(`{"amount":5}`), map[string]string{
+		"Prefer": "respond-async", "Content-Type": "application/json",
+	})
+	if resp.StatusCode != 202 || resp.Header.Get("X-Portcullis-Fallback") != "queued" {
+		t.Fatalf("queue fallback: %d %q", resp.StatusCode, resp.Header.Get("X-Portcullis-Fallback"))
+	}
+	var acc struct {
+		ID string `json:"job_id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&acc)
+	loc := resp.Header.Get("Location")
+	if acc.ID == "" || loc != "/jobs/"+acc.ID {
+		t.Fatalf("job id %q location %q", acc.ID, loc)
+	}
+	// Only the caller that queued it may read it.
+	if r := f.do(t, "GET", loc, f.support, nil, nil); r.StatusCode != 404 {
+		t.Errorf("another caller read the job: %d", r.StatusCode)
+	}
+	if r := f.do(t, "GET", loc, f.billing, nil, nil); r.StatusCode != 200 {
+		t.Errorf("owner could not read the job: %d", r.StatusCode)
+	}
+	// A POST without Prefer is refused, not queued.
+	if r := f.do(t, "POST", "/payments/v1/charges", f.billing, strings.NewReader(`{}`), nil); r.StatusCode != 503 {
+		t.Errorf("plain POST while disabled: %d", r.StatusCode)
+	}
+}
+
+func TestRateLimitAndBulkhead(t *testing.T) {
+	release := make(chan struct{})
+	v := newVendor(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/charges/hold" {
+			<-release
+		}
+		w.WriteHeader(200)
+	})
+	cfg := resilientConfig + "    rate_limit: {rate: 5/s, burst: 2}\n    limits: {max_concurrent: 1}\n"
+	f := newFixtureWith(t, v.URL, cfg, Options{Store: store.NewMemory(nil)})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequest("GET", f.srv.URL+"/payments/v1/charges/hold", nil)
+		req.Header.Set("Authorization", "Bearer "+f.billing)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	resp := f.do(t, "GET", "/payments/v1/charges/x", f.billing, nil, nil)
+	if resp.StatusCode != 503 || problemOf(t, resp).Code != problem.Overloaded {
+		t.Errorf("second concurrent call: %d, want overloaded", resp.StatusCode)
+	}
+	close(release)
+	<-done
+	var limited *http.Response
+	for i := 0; i < 10; i++ {
+		r := f.do(t, "GET", "/payments/v1/charges/x", f.billing, nil, nil)
+		if r.StatusCode == 429 {
+			limited = r
+			break
+		}
+	}
+	if limited == nil {
+		t.Fatal("never rate limited at 5/s burst 2")
+	}
+	if problemOf(t, limited).Code != problem.RateLimited || limited.Header.Get("Retry-After") == "" {
+		t.Errorf("429 without code or Retry-After: %v", limited.Header)
+	}
+}
+
+func TestNonIdempotentPostIsNeverRetried(t *testing.T) {
+	fv := &flaky{}
+	v := newVendor(t, fv.handler)
+	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: store.NewMemory(nil)})
+	fv.failing.Store(true)
+	f.do(t, "POST", "/payments/v1/charges", f.billing, strings.NewReader(`{}`), nil)
+	f.do(t, "POST", "/payments/v1/charges", f.billing, strings.NewReader(`{}`), map[string]string{"Idempotency-Key": "k-1"})
+	if n, _ := fv.posts.Load(""); n.(*atomic.Int64).Load() != 1 {
+		t.Errorf("POST without Idempotency-Key sent %d times", n.(*atomic.Int64).Load())
+	}
+	if n, _ := fv.posts.Load("k-1"); n.(*atomic.Int64).Load() != 3 {
+		t.Errorf("POST with Idempotency-Key sent %d times, want 3 attempts", n.(*atomic.Int64).Load())
+	}
+}
