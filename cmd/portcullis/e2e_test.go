@@ -81,8 +81,20 @@ type proc struct {
 // /healthz answers.
 func startServe(t *testing.T, cfgText string, env ...string) *proc {
 	t.Helper()
-	dir := t.TempDir()
-	p := &proc{out: &syncBuffer{}, caller: freeAddr(t), admin: freeAddr(t), cfg: filepath.Join(dir, "portcullis.yaml")}
+	return startServeIn(t, t.TempDir(), "", "", cfgText, env...)
+}
+
+// startServeIn runs the gateway with its config and data under dir, on the
+// given addresses (empty: free ports).
+func startServeIn(t *testing.T, dir, caller, admin, cfgText string, env ...string) *proc {
+	t.Helper()
+	if caller == "" {
+		caller = freeAddr(t)
+	}
+	if admin == "" {
+		admin = freeAddr(t)
+	}
+	p := &proc{out: &syncBuffer{}, caller: caller, admin: admin, cfg: filepath.Join(dir, "portcullis.yaml")}
 	cfgText = strings.NewReplacer("{{CALLER}}", p.caller, "{{ADMIN}}", p.admin, "{{DATA}}", filepath.Join(dir, "data")).Replace(cfgText)
 	if err := os.WriteFile(p.cfg, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -300,7 +312,12 @@ func TestReload(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitForUpTo(t, 10*time.Second, cond, what)
+}
+
+func waitForUpTo(t *testing.T, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return

@@ -64,7 +64,16 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 	}
 	a.gw = gw
 	a.closers = append(a.closers, gw.Close)
-	worker := fallback.NewWorker(gw.Queue(), fallback.WorkerConfig{Target: gw.QueueTarget, Logger: log}, nil)
+	// A delivery attempt may take as long as the slowest integration's
+	// request timeout; a job claimed by a replica that died (kill -9) is
+	// claimed again once its lease, just longer than that, runs out.
+	attempt := time.Duration(0)
+	for _, in := range cfg.Integrations {
+		attempt = max(attempt, in.Timeouts.Request.D)
+	}
+	worker := fallback.NewWorker(gw.Queue(), fallback.WorkerConfig{
+		Target: gw.QueueTarget, Logger: log, AttemptTimeout: attempt, Lease: attempt + 10*time.Second,
+	}, nil)
 	wctx, stopWorker := context.WithCancel(context.Background())
 	go func() { _ = worker.Run(wctx) }()
 	a.closers = append(a.closers, func() { stopWorker(); worker.Stop() })

@@ -1,0 +1,333 @@
+package credential
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+)
+
+// ErrConfig marks a credential block NewInjector cannot build (config
+// validation normally catches these first).
+var ErrConfig = errors.New("invalid credential config")
+
+// Info describes the credential put on one outbound request. The gateway
+// logs it per request; it never holds the secret or the token.
+type Info struct {
+	// Version is the secret's version (static types), or the token or
+	// assertion sequence number ("token-3", "jwt-7") for derived ones.
+	Version string
+	// Scopes are the OAuth2 scopes granted (or, for jwt_bearer, claimed).
+	Scopes []string
+}
+
+// Injector puts an integration's credential on outbound requests.
+type Injector interface {
+	// Apply sets the credential on req, which must be the transport's own
+	// clone of the caller's request. It never sets an expired token.
+	Apply(ctx context.Context, req *http.Request) (Info, error)
+	// Refresh fetches fresh material now (admin refresh-credentials, or a
+	// vendor 401/403). A successful Refresh clears the revoked mark.
+	Refresh(ctx context.Context) error
+	// Status reports the credential for the admin API and the audit.
+	Status() Status
+}
+
+// Status is the admin and audit view of a credential: names, versions and
+// times, never material.
+type Status struct {
+	Integration string `json:"integration"`
+	Type        string `json:"type"`
+	// Ref is the secret reference (client secret or key for derived types).
+	Ref string `json:"ref"`
+	// Version is what Info.Version reports for the current material.
+	Version string `json:"version,omitempty"`
+	// SecretVersion is the version of the client secret or private key
+	// behind a token or assertion (empty for static types).
+	SecretVersion string `json:"secret_version,omitempty"`
+	// Created is when the secret version was created (KV created_time, file
+	// modification time) or when the token or assertion was issued.
+	Created time.Time `json:"created,omitzero"`
+	// LastRefresh is the last successful read or token fetch.
+	LastRefresh time.Time `json:"last_refresh,omitzero"`
+	// Expires is when the current token or assertion expires.
+	Expires   time.Time `json:"expires,omitzero"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	Revoked   bool      `json:"revoked"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// LastError is the last failure, scrubbed of known secrets.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// NewInjector builds the injector for one integration's credential block.
+// It reads no secret: call Refresh at start-up to fail fast on an
+// unreachable store or a missing key (its error names the integration and
+// the reference, never the value).
+func NewInjector(integration string, c *config.Credential, r *Resolver, o Options) (Injector, error) {
+	if c == nil {
+		return nil, fmt.Errorf("integration %s: %w: no credential block", integration, ErrConfig)
+	}
+	g := &guard{integration: integration, typ: c.Type, o: o, log: o.logger().With(logIntegration, integration, logType, c.Type)}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("integration %s: %w: %s", integration, ErrConfig, fmt.Sprintf(format, args...))
+	}
+	switch c.Type {
+	case "bearer", "header", "basic", "query":
+		s := &staticInjector{guard: g, r: r, c: c}
+		switch {
+		case c.Type == "header" && c.Header != "" && !httpguts.ValidHeaderFieldName(c.Header):
+			return nil, bad("header %q is not a valid header name", c.Header)
+		case c.Type == "basic" && (c.Username == "" || strings.Contains(c.Username, ":")):
+			return nil, bad("type basic needs a username without ':'")
+		case c.Type == "query" && c.Param == "":
+			return nil, bad("type query needs param")
+		}
+		return s, nil
+	case "oauth2_client_credentials":
+		return newOAuthInjector(g, c, r, o)
+	case "jwt_bearer":
+		if c.TokenURL != "" {
+			return newOAuthInjector(g, c, r, o)
+		}
+		return newJWTInjector(g, c, r, o)
+	}
+	return nil, bad("unknown credential type %q", c.Type)
+}
+
+// guard holds what every injector shares: the refresh epoch that keeps a
+// burst of 401s down to one refresh, and the revoked mark.
+type guard struct {
+	integration, typ string
+	o                Options
+	log              *slog.Logger
+
+	mu             sync.Mutex
+	epoch          uint64 // refreshes finished so far
+	flight         *refreshFlight
+	lastRefreshErr error
+	lastRefresh    time.Time
+	revoked        bool
+	revokedAt      time.Time
+	revokedVersion string
+	lastErr        string
+}
+
+// epochNow is read by the Transport just before Apply.
+func (g *guard) epochNow() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.epoch
+}
+
+// refresh runs do once however many callers ask at the same time: a caller
+// arriving while a refresh runs waits for it. With force false (a vendor
+// 401), a caller whose attempt began before a refresh that has finished
+// since (epoch > seen) does not start another one; it gets that refresh's
+// outcome and retries with the refreshed material. do runs detached from the caller's context.
+func (g *guard) refresh(ctx context.Context, seen uint64, force bool, do func(context.Context) error) error {
+	g.mu.Lock()
+	f := g.flight
+	switch {
+	case f != nil: // join the refresh in flight
+	case !force && g.epoch > seen:
+		err := g.lastRefreshErr
+		g.mu.Unlock()
+		return err
+	default:
+		f = &refreshFlight{done: make(chan struct{})}
+		g.flight = f
+		go g.run(ctx, f, do)
+	}
+	g.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: gave up waiting for refresh: %w", ErrUnavailable, ctx.Err())
+	}
+	if f.err == nil && force {
+		g.mu.Lock()
+		if g.revoked {
+			g.revoked = false
+			g.log.Info("credential revoked mark cleared by refresh")
+		}
+		g.mu.Unlock()
+	}
+	return f.err
+}
+
+type refreshFlight struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+func (g *guard) run(ctx context.Context, f *refreshFlight, do func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.fetchTimeout())
+	defer cancel()
+	err := do(ctx)
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	g.mu.Lock()
+	g.flight, g.lastRefreshErr = nil, err
+	g.epoch++
+	if err != nil {
+		g.lastErr = g.o.scrubString(err.Error())
+		g.log.Warn("credential refresh failed", logError, g.lastErr)
+	} else {
+		g.lastRefresh = g.o.now()
+	}
+	g.mu.Unlock()
+	f.err = err
+	close(f.done)
+}
+
+// markRevoked records that the vendor rejected material of this version
+// twice; it reports whether the mark is new (so the alert fires once).
+func (g *guard) markRevoked(version string, status int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.revoked && g.revokedVersion == version {
+		return false
+	}
+	g.revoked, g.revokedAt, g.revokedVersion = true, g.o.now(), version
+	g.lastErr = fmt.Sprintf("vendor answered %d to refreshed credential version %s", status, version)
+	g.log.Error("credential revoked: vendor rejected it after a refresh", logVersion, version, logStatus, status)
+	return true
+}
+
+// checkRevoked fails while version is the revoked one; a different version
+// (the secret was rotated at its source) clears the mark.
+func (g *guard) checkRevoked(version string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.revoked {
+		return nil
+	}
+	if version != g.revokedVersion {
+		g.revoked = false
+		g.log.Info("credential revoked mark cleared: new version", logVersion, version)
+		return nil
+	}
+	return fmt.Errorf("integration %s: %w: version %s was rejected by the vendor at %s", g.integration, ErrRevoked, version, g.revokedAt.UTC().Format(time.RFC3339))
+}
+
+func (g *guard) fail(err error) error {
+	g.mu.Lock()
+	g.lastErr = g.o.scrubString(err.Error())
+	g.mu.Unlock()
+	return fmt.Errorf("integration %s: %w", g.integration, err)
+}
+
+func (g *guard) status() Status {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return Status{Integration: g.integration, Type: g.typ, LastRefresh: g.lastRefresh,
+		Revoked: g.revoked, RevokedAt: g.revokedAt, LastError: g.lastErr}
+}
+
+// staticInjector serves bearer, header, basic and query: the secret itself
+// goes on the request.
+type staticInjector struct {
+	*guard
+	r *Resolver
+	c *config.Credential
+}
+
+var _ Injector = (*staticInjector)(nil)
+
+func (s *staticInjector) Apply(ctx context.Context, req *http.Request) (Info, error) {
+	sec, err := s.r.Resolve(ctx, s.c.Secret, s.c.TTL.D, s.c.MaxStale.D)
+	if err != nil {
+		return Info{}, s.fail(err)
+	}
+	if err := s.checkRevoked(sec.Version); err != nil {
+		return Info{}, err
+	}
+	v := sec.Value.Reveal()
+	switch s.c.Type {
+	case "bearer":
+		err = setHeader(req, "Authorization", "Bearer "+v)
+	case "header":
+		name := s.c.Header
+		if name == "" {
+			name = "Authorization"
+		}
+		err = setHeader(req, name, s.c.Prefix+v)
+	case "basic":
+		err = setHeader(req, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(s.c.Username+":"+v)))
+	case "query":
+		req.URL.RawQuery = setQueryParam(req.URL.RawQuery, s.c.Param, v)
+	}
+	if err != nil {
+		return Info{}, s.fail(&RefError{Ref: sec.Ref, Err: err})
+	}
+	return Info{Version: sec.Version}, nil
+}
+
+func (s *staticInjector) Refresh(ctx context.Context) error { return s.refreshFrom(ctx, 0, true) }
+
+func (s *staticInjector) refreshFrom(ctx context.Context, seen uint64, force bool) error {
+	err := s.refresh(ctx, seen, force, func(ctx context.Context) error {
+		_, err := s.r.Refresh(ctx, s.c.Secret)
+		return err
+	})
+	if err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+func (s *staticInjector) Status() Status {
+	st := s.status()
+	st.Ref = s.c.Secret.Ref()
+	es := s.r.state(s.c.Secret)
+	if es.have {
+		st.Version, st.Created = es.cur.Version, es.cur.Created
+		st.LastRefresh = es.fetched
+	}
+	if es.lastErr != nil && st.LastError == "" {
+		st.LastError = s.o.scrubString(es.lastErr.Error())
+	}
+	return st
+}
+
+func setHeader(req *http.Request, name, value string) error {
+	if !httpguts.ValidHeaderFieldValue(value) {
+		return fmt.Errorf("%w: the secret has characters not allowed in an HTTP header (a stray newline?)", ErrMalformed)
+	}
+	req.Header.Set(name, value)
+	return nil
+}
+
+// setQueryParam returns rawQuery with every name=… pair removed and
+// name=value appended. The other pairs are kept byte for byte (re-encoding
+// the whole query would reorder it and could break vendors that sign it);
+// a caller-supplied value for name never reaches the vendor.
+func setQueryParam(rawQuery, name, value string) string {
+	var b strings.Builder
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		k, _, _ := strings.Cut(pair, "=")
+		if uk, err := url.QueryUnescape(k); err == nil && uk == name || k == name {
+			continue
+		}
+		b.WriteString(pair)
+		b.WriteByte('&')
+	}
+	b.WriteString(url.QueryEscape(name))
+	b.WriteByte('=')
+	b.WriteString(url.QueryEscape(value))
+	return b.String()
+}

@@ -1,0 +1,93 @@
+package credential
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/credential/kvtest"
+	"github.com/portcullis-dev/portcullis/internal/secret"
+)
+
+// Bad input at start-up (the gateway calls Refresh on every injector): the
+// error names the integration and the reference, never the value.
+func TestStartupErrorsNameIntegrationAndReference(t *testing.T) {
+	kv := kvtest.New()
+	defer kv.Close()
+	admin, _ := vault.NewClient(&vault.Config{Address: kv.URL})
+	admin.SetToken(kv.RootToken)
+	if _, err := admin.KVv2("secret").Put(context.Background(), "payments", map[string]any{"api_key": canary}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		ref   config.SecretRef
+		vault string
+		want  error
+		text  string
+	}{
+		{name: "unknown-provider", ref: config.SecretRef{Scheme: "aws", Target: "sm/payments"}, want: ErrBadReference, text: "unknown provider"},
+		{name: "malformed-vault-reference", ref: config.SecretRef{Scheme: "vault", Target: "secret/payments#api_key"}, want: ErrBadReference, text: "MOUNT/data/PATH#KEY"},
+		{name: "missing-key", ref: config.MustRef("vault:secret/data/payments#apikey"), vault: kv.URL, want: ErrNotFound, text: `key "apikey"`},
+		{name: "unreachable-vault", ref: config.MustRef("vault:secret/data/payments#api_key"), vault: "http://" + closedAddr(t), want: ErrUnavailable, text: "unreachable"},
+		{name: "unset-variable", ref: config.MustRef("env:PCS_NOT_SET_ANYWHERE"), want: ErrNotFound, text: "not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, logs := testOptions(nil)
+			o.Vault = VaultOptions{Addr: tt.vault, Token: secret.New(kv.RootToken)}
+			r := NewResolver(o)
+			defer r.Close()
+			in, err := NewInjector("payments", &config.Credential{Type: "bearer", Secret: tt.ref, TTL: config.Dur(time.Minute)}, r, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = in.Refresh(context.Background())
+			if !errors.Is(err, tt.want) || !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			for _, s := range []string{"integration payments", tt.ref.Ref(), tt.text} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("err %q does not mention %q", err, s)
+				}
+			}
+			if st := in.Status(); st.LastError == "" || st.Ref != tt.ref.Ref() {
+				t.Errorf("Status does not show the failure: %+v", st)
+			}
+			assertNoCanary(t, canary, err.Error(), logs.String())
+		})
+	}
+}
+
+func TestNewInjectorRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		c    *config.Credential
+		text string
+	}{
+		{name: "no-block", c: nil, text: "no credential block"},
+		{name: "unknown-type", c: &config.Credential{Type: "hmac"}, text: `unknown credential type "hmac"`},
+		{name: "basic-without-username", c: &config.Credential{Type: "basic", Secret: config.MustRef("env:X")}, text: "username"},
+		{name: "query-without-param", c: &config.Credential{Type: "query", Secret: config.MustRef("env:X")}, text: "param"},
+		{name: "bad-header-name", c: &config.Credential{Type: "header", Header: "X Bad", Secret: config.MustRef("env:X")}, text: "header"},
+		{name: "oauth-bad-token-url", c: &config.Credential{Type: "oauth2_client_credentials", TokenURL: "ftp://x", ClientID: "c", ClientSecret: config.MustRef("env:X")}, text: "token_url"},
+		{name: "oauth-no-secret", c: &config.Credential{Type: "oauth2_client_credentials", TokenURL: "https://idp/token", ClientID: "c"}, text: "client_secret"},
+		{name: "jwt-bad-algorithm", c: &config.Credential{Type: "jwt_bearer", PrivateKey: config.MustRef("env:X"), Algorithm: "HS256"}, text: "algorithm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, _ := testOptions(nil)
+			r := NewResolver(o)
+			defer r.Close()
+			_, err := NewInjector("payments", tt.c, r, o)
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.text) || !strings.Contains(err.Error(), "payments") {
+				t.Errorf("err = %v, want ErrConfig naming payments and %q", err, tt.text)
+			}
+		})
+	}
+}
