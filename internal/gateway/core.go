@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/resilience"
 )
@@ -77,7 +79,7 @@ func buildCore(name string, c *config.Integration, eg *egress.Policy, o *Options
 			return nil, fmt.Errorf("credential: %w", err)
 		}
 		if rt != nil {
-			chain, k.refresh = rt, refresh
+			chain, k.refresh = permanentCredentialErrors{rt}, refresh
 		}
 	}
 	k.breaker = resilience.NewBreaker(name, s.Breaker, chain, clk, func(from, to string) {
@@ -113,3 +115,20 @@ func (cs *cores) commit(m map[string]*core) (dropped []*core) {
 	cs.m = m
 	return dropped
 }
+
+// permanentCredentialErrors marks credential failures as not retryable:
+// the credential layer already refreshes once and backs off on its own.
+type permanentCredentialErrors struct{ next http.RoundTripper }
+
+func (p permanentCredentialErrors) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := p.next.RoundTrip(r)
+	if err != nil && errors.Is(err, credential.ErrUnavailable) {
+		return resp, permanentError{err}
+	}
+	return resp, err
+}
+
+type permanentError struct{ error }
+
+func (permanentError) Permanent() bool { return true }
+func (e permanentError) Unwrap() error { return e.error }

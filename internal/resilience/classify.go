@@ -24,6 +24,8 @@ func RetryableError(err error) bool {
 		return true
 	case errors.Is(err, ErrCircuitOpen), errors.Is(err, ErrRateLimited), errors.Is(err, ErrOverloaded):
 		return false
+	case isPermanent(err):
+		return false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
@@ -40,4 +42,13 @@ func RetryableError(err error) bool {
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// isPermanent reports whether err says of itself that retrying cannot help
+// (an error type with a Permanent() bool method, such as the gateway's
+// wrapper for credential failures, which have their own refresh and
+// back-off and must not be multiplied by retries).
+func isPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
 }
