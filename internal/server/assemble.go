@@ -6,15 +6,16 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
-	"github.com/portcullis-dev/portcullis/internal/store"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/secret"
+	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 // assembly is one running gateway with its collaborators.
@@ -24,10 +25,12 @@ type assembly struct {
 	resolver *credential.Resolver
 	metrics  *observe.Metrics
 	gw       *gateway.Gateway
-	webhooks http.Handler
+	webhooks *webhooks
 	store    store.Store
 	usage    *usageWriter
-	closers  []func()
+	// injectors by integration, for credential status in the admin API.
+	injectors sync.Map
+	closers   []func()
 }
 
 func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *secret.Scrubber) (*assembly, error) {
@@ -57,6 +60,7 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 		Credentials: a.credentialFactory(),
 		Store:       st,
 		OnRecord:    a.usage.record,
+		Status:      a.credentialStatus,
 	})
 	if err != nil {
 		a.close()
@@ -77,6 +81,15 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 	wctx, stopWorker := context.WithCancel(context.Background())
 	go func() { _ = worker.Run(wctx) }()
 	a.closers = append(a.closers, func() { stopWorker(); worker.Stop() })
+	if len(cfg.Webhooks) > 0 {
+		wh, err := newWebhooks(a, cfg)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		a.webhooks = wh
+		a.closers = append(a.closers, wh.close)
+	}
 	return a, nil
 }
 
@@ -158,12 +171,20 @@ func (a *assembly) credentialFactory() gateway.CredentialFactory {
 		if err != nil {
 			return nil, nil, err
 		}
+		a.injectors.Store(name, inj)
 		t := &credential.Transport{Base: base, Injector: inj, Integration: name, Logger: a.log,
 			OnRevoked: func(integration string) {
 				a.log.Error("vendor credential revoked: the vendor refused it twice after a refresh", "integration", integration)
 			}}
 		return t, inj.Refresh, nil
 	}
+}
+
+func (a *assembly) credentialStatus(name string) map[string]any {
+	if v, ok := a.injectors.Load(name); ok {
+		return map[string]any{"credential": v.(credential.Injector).Status()}
+	}
+	return nil
 }
 
 func (a *assembly) adminToken() (secret.Value, bool) {
@@ -202,6 +223,11 @@ func (a *assembly) reload(path string) {
 	if err := a.gw.Reload(cfg); err != nil {
 		a.log.Error("config reload refused; the previous config keeps serving", "config", path, "cause", err)
 		return
+	}
+	if a.webhooks != nil {
+		if err := a.webhooks.load(cfg); err != nil {
+			a.log.Error("webhook config reload refused; the previous webhooks keep serving", "config", path, "cause", err)
+		}
 	}
 	a.log.Info("config reloaded", "config", path, "integrations", len(cfg.Integrations))
 }

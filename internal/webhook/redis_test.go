@@ -1,0 +1,67 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-dev/portcullis/internal/store"
+)
+
+// redisURL returns the test Redis (scripts/test.sh starts it), skipping the
+// test when there is none unless PORTCULLIS_REQUIRE_SERVERS=1.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("PORTCULLIS_REDIS_URL")
+	if u == "" {
+		if os.Getenv("PORTCULLIS_REQUIRE_SERVERS") == "1" {
+			t.Fatal("PORTCULLIS_REDIS_URL is unset but PORTCULLIS_REQUIRE_SERVERS=1")
+		}
+		t.Skip("PORTCULLIS_REDIS_URL unset (scripts/test.sh sets it)")
+	}
+	return u
+}
+
+// Two replicas over one Redis: a webhook accepted by one is a replay to the
+// other, and whichever Forwarder claims it delivers it once.
+func TestReplicasShareReplayIDsAndQueueOverRedis(t *testing.T) {
+	url := redisURL(t)
+	prefix := "portcullis-test-" + newID("webhook_") + ":"
+	rcv := newReceiver(t, time.Now)
+	rcv.up()
+	replica := func() (*fixture, *Handler, *Forwarder) {
+		r, err := store.OpenRedis(url, store.RedisOptions{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		f := newFixture(t, testWebhooks(rcv.url()))
+		f.clock, f.store = &clock{t: time.Now()}, r
+		f.opts.Store, f.opts.Now = r, time.Now
+		return f, f.handler(), f.forwarder()
+	}
+	fa, ha, fwA := replica()
+	fb, hb, fwB := replica()
+
+	if rec := serve(ha, fa.signed("payments", "msg_replicas", eventBody, "env:STD_NEW")); rec.Code != http.StatusOK {
+		t.Fatalf("replica A: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(hb, fb.signed("payments", "msg_replicas", eventBody, "env:STD_NEW")); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("replay to replica B: %d %s, want 401", rec.Code, rec.Body)
+	}
+	ctx := context.Background()
+	fwB.pass(ctx)
+	fwA.pass(ctx)
+	time.Sleep(50 * time.Millisecond)
+	fwA.pass(ctx)
+	if diff := cmp.Diff(map[string]int{"msg_replicas": 1}, idCounts(rcv.deliveries())); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+	if depth, _, err := fa.store.Stats(ctx, QueueName("payments")); err != nil || depth != 0 {
+		t.Errorf("queue depth %d (%v), want 0", depth, err)
+	}
+}
