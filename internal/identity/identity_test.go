@@ -157,3 +157,28 @@ func BenchmarkToken(b *testing.B) {
 		}
 	}
 }
+
+func FuzzCredentials(f *testing.F) {
+	a, tb, _ := func() (*Authenticator, string, string) {
+		tb, hb, _ := NewToken()
+		a, _ := New(map[string]*config.Caller{"billing": {Tokens: []string{hb}}})
+		return a, tb, ""
+	}()
+	for _, s := range []string{"Bearer " + tb, "Basic " + base64.StdEncoding.EncodeToString([]byte("billing:"+tb)), "Basic", "bearer  ", "Basic Og==", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Header.Set("Authorization", h)
+		r.Header.Set("Proxy-Authorization", h)
+		n1, _, ok1 := a.Request(r)
+		n2, _, ok2 := a.Proxy(r)
+		// Only the real token authenticates, under its own caller.
+		if ok1 && n1 != "billing" || ok2 && n2 != "billing" {
+			t.Fatalf("authenticated %q/%q from %q", n1, n2, h)
+		}
+		if (ok1 || ok2) && !strings.Contains(h, tb) && !strings.Contains(h, base64.StdEncoding.EncodeToString([]byte("billing:"+tb))[:8]) {
+			t.Fatalf("authenticated without the token: %q", h)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -12,11 +13,13 @@ import (
 // not durable; use the embedded store under data_dir for that.
 type Memory struct {
 	now func() time.Time
+	lim *localLimiter
 
-	mu    sync.Mutex
-	kv    map[string]memEntry
-	jobs  map[string]map[string]*memJob
-	usage []UsageRecord
+	mu      sync.Mutex
+	kv      map[string]memEntry
+	kvSwept int // len(kv) after the last sweep of expired entries
+	jobs    map[string]map[string]*memJob
+	usage   []UsageRecord
 }
 
 type memEntry struct {
@@ -29,23 +32,45 @@ type memJob struct {
 	leaseUntil time.Time
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store       = (*Memory)(nil)
+	_ RateLimiter = (*Memory)(nil)
+)
 
 // NewMemory returns an empty Memory store; now may be nil (time.Now).
 func NewMemory(now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{now: now, kv: map[string]memEntry{}, jobs: map[string]map[string]*memJob{}}
+	return &Memory{now: now, lim: newLocalLimiter(now), kv: map[string]memEntry{}, jobs: map[string]map[string]*memJob{}}
 }
 
 func (m *Memory) live(key string, now time.Time) (memEntry, bool) {
 	e, ok := m.kv[key]
-	if ok && !e.expires.IsZero() && !now.Before(e.expires) {
+	if ok && e.expired(now) {
 		delete(m.kv, key)
 		return memEntry{}, false
 	}
 	return e, ok
+}
+
+func (e memEntry) expired(now time.Time) bool {
+	return !e.expires.IsZero() && !now.Before(e.expires)
+}
+
+// put stores an entry, first sweeping expired entries whenever the map has
+// doubled since the last sweep: replay ids are written once and never read
+// again, so expiry checked only on read would keep them forever.
+func (m *Memory) put(key string, val []byte, now time.Time, ttl time.Duration) {
+	if len(m.kv) >= 2*max(m.kvSwept, 512) {
+		for k, e := range m.kv {
+			if e.expired(now) {
+				delete(m.kv, k)
+			}
+		}
+		m.kvSwept = len(m.kv)
+	}
+	m.kv[key] = memEntry{slices.Clone(val), expiry(now, ttl)}
 }
 
 func expiry(now time.Time, ttl time.Duration) time.Time {
@@ -56,41 +81,64 @@ func expiry(now time.Time, ttl time.Duration) time.Time {
 }
 
 func (m *Memory) SetNX(_ context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	if _, ok := m.live(key, now); ok {
 		return false, nil
 	}
-	m.kv[key] = memEntry{append([]byte(nil), val...), expiry(now, ttl)}
+	m.put(key, val, now, ttl)
 	return true, nil
 }
 
 func (m *Memory) Set(_ context.Context, key string, val []byte, ttl time.Duration) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.kv[key] = memEntry{append([]byte(nil), val...), expiry(m.now(), ttl)}
+	m.put(key, val, m.now(), ttl)
 	return nil
 }
 
 func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.live(key, m.now())
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return append([]byte(nil), e.val...), nil
+	return slices.Clone(e.val), nil
 }
 
 func (m *Memory) Delete(_ context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.kv, key)
 	return nil
 }
 
+// cloneJob copies the byte slices so callers never share memory with the
+// store (a caller reusing its payload buffer must not change a queued job).
+func cloneJob(j Job) Job {
+	j.Payload = slices.Clone(j.Payload)
+	j.Result = slices.Clone(j.Result)
+	return j
+}
+
 func (m *Memory) Enqueue(_ context.Context, queue string, j Job) error {
+	if err := checkEnqueue(queue, j); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	q := m.jobs[queue]
@@ -99,7 +147,7 @@ func (m *Memory) Enqueue(_ context.Context, queue string, j Job) error {
 		m.jobs[queue] = q
 	}
 	if _, ok := q[j.ID]; ok {
-		return fmt.Errorf("store: job %s already exists", j.ID)
+		return fmt.Errorf("store: job %s in %s: %w", j.ID, queue, ErrJobExists)
 	}
 	now := m.now()
 	j.State = JobPending
@@ -107,12 +155,17 @@ func (m *Memory) Enqueue(_ context.Context, queue string, j Job) error {
 		j.Created = now
 	}
 	j.Updated = now
-	j.Payload = append([]byte(nil), j.Payload...)
-	q[j.ID] = &memJob{Job: j}
+	q[j.ID] = &memJob{Job: cloneJob(j)}
 	return nil
 }
 
 func (m *Memory) Claim(_ context.Context, queue string, n int, lease time.Duration) ([]Job, error) {
+	if err := checkClaim(queue, lease); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -126,7 +179,12 @@ func (m *Memory) Claim(_ context.Context, queue string, n int, lease time.Durati
 		}
 		due = append(due, j)
 	}
-	sort.Slice(due, func(a, b int) bool { return due[a].Created.Before(due[b].Created) })
+	sort.Slice(due, func(a, b int) bool {
+		if !due[a].Created.Equal(due[b].Created) {
+			return due[a].Created.Before(due[b].Created)
+		}
+		return due[a].ID < due[b].ID
+	})
 	if len(due) > n {
 		due = due[:n]
 	}
@@ -134,7 +192,7 @@ func (m *Memory) Claim(_ context.Context, queue string, n int, lease time.Durati
 	for _, j := range due {
 		j.State, j.leaseUntil, j.Updated = JobRunning, now.Add(lease), now
 		j.Attempts++
-		out = append(out, j.Job)
+		out = append(out, cloneJob(j.Job))
 	}
 	return out, nil
 }
@@ -142,26 +200,40 @@ func (m *Memory) Claim(_ context.Context, queue string, n int, lease time.Durati
 func (m *Memory) job(queue, id string) (*memJob, error) {
 	j, ok := m.jobs[queue][id]
 	if !ok {
-		return nil, ErrNotFound
+		return nil, fmt.Errorf("store: job %s in %s: %w", id, queue, ErrNotFound)
+	}
+	return j, nil
+}
+
+func (m *Memory) claimed(queue, id string) (*memJob, error) {
+	j, err := m.job(queue, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != JobRunning {
+		return nil, fmt.Errorf("store: job %s in %s is %s: %w", id, queue, j.State, ErrNotClaimed)
 	}
 	return j, nil
 }
 
 func (m *Memory) Complete(_ context.Context, queue, id string, state JobState, result []byte, lastErr string) error {
+	if err := checkComplete(state); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	j, err := m.job(queue, id)
+	j, err := m.claimed(queue, id)
 	if err != nil {
 		return err
 	}
-	j.State, j.Result, j.LastError, j.Updated = state, append([]byte(nil), result...), lastErr, m.now()
+	j.State, j.Result, j.LastError, j.Updated = state, slices.Clone(result), lastErr, m.now()
 	return nil
 }
 
 func (m *Memory) Retry(_ context.Context, queue, id string, notBefore time.Time, lastErr string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	j, err := m.job(queue, id)
+	j, err := m.claimed(queue, id)
 	if err != nil {
 		return err
 	}
@@ -176,7 +248,7 @@ func (m *Memory) GetJob(_ context.Context, queue, id string) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	return j.Job, nil
+	return cloneJob(j.Job), nil
 }
 
 func (m *Memory) Stats(_ context.Context, queue string) (int, time.Time, error) {
@@ -198,24 +270,35 @@ func (m *Memory) Stats(_ context.Context, queue string) (int, time.Time, error) 
 func (m *Memory) AppendUsage(_ context.Context, recs []UsageRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.usage = append(m.usage, recs...)
+	for _, r := range recs {
+		r.Scopes = slices.Clone(r.Scopes)
+		m.usage = append(m.usage, r)
+	}
 	return nil
 }
 
 func (m *Memory) ScanUsage(_ context.Context, from, to time.Time, fn func(UsageRecord) error) error {
 	m.mu.Lock()
-	recs := append([]UsageRecord(nil), m.usage...)
+	recs := make([]UsageRecord, 0, len(m.usage))
+	for _, r := range m.usage {
+		if !r.Time.Before(from) && r.Time.Before(to) {
+			r.Scopes = slices.Clone(r.Scopes)
+			recs = append(recs, r)
+		}
+	}
 	m.mu.Unlock()
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time) })
 	for _, r := range recs {
-		if r.Time.Before(from) || !r.Time.Before(to) {
-			continue
-		}
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Allow implements RateLimiter in process memory.
+func (m *Memory) Allow(ctx context.Context, key string, ratePerSec float64, burst int, now time.Time) (bool, time.Duration, error) {
+	return m.lim.Allow(ctx, key, ratePerSec, burst, now)
 }
 
 func (m *Memory) Ping(context.Context) error { return nil }

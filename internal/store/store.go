@@ -17,6 +17,23 @@ var ErrNotFound = errors.New("store: not found")
 // can apply their configured fail_open / fail_closed behaviour.
 var ErrUnavailable = errors.New("store: backend unavailable")
 
+// ErrJobExists is returned by Enqueue when the queue already holds a job with
+// that ID (a retried enqueue of the same call is not a second job).
+var ErrJobExists = errors.New("store: job already exists")
+
+// ErrNotClaimed is returned by Complete and Retry for a job that is not
+// running: never claimed, already completed, or returned to pending.
+var ErrNotClaimed = errors.New("store: job is not claimed")
+
+// ErrInvalid is returned for arguments no backend can honour: an empty job ID
+// or queue name, a non-positive lease, a Complete state other than succeeded
+// or failed, a non-positive rate.
+var ErrInvalid = errors.New("store: invalid argument")
+
+// ErrLocked is returned by OpenEmbedded when another process holds the data
+// file; the error text names the file.
+var ErrLocked = errors.New("store: data file locked by another process")
+
 // KV is a small key-value store with expiry: replay ids, kill switches,
 // the stale-response cache.
 type KV interface {
@@ -60,14 +77,20 @@ type Job struct {
 // job is on disk (embedded) or acknowledged by Redis: what a caller was told
 // is accepted is never only in memory.
 type Queue interface {
-	// Enqueue stores a new pending job (ID set by the caller, unique).
+	// Enqueue stores a new pending job (ID set by the caller, unique:
+	// ErrJobExists otherwise).
 	Enqueue(ctx context.Context, queue string, j Job) error
 	// Claim leases up to n claimable jobs (pending and due, or running with an
-	// expired lease — a worker that died) for lease; they become running.
+	// expired lease — a worker that died) for lease; they become running and
+	// their Attempts grows by one. Oldest first: by Created (Memory,
+	// Embedded) or by arrival in the stream (Redis), the same unless a
+	// caller back-dates Created. lease must be positive (ErrInvalid).
 	Claim(ctx context.Context, queue string, n int, lease time.Duration) ([]Job, error)
-	// Complete marks a claimed job succeeded or failed with its result.
+	// Complete marks a claimed job succeeded or failed with its result;
+	// ErrNotClaimed if the job is not running, ErrNotFound if absent.
 	Complete(ctx context.Context, queue, id string, state JobState, result []byte, lastErr string) error
-	// Retry returns a claimed job to pending, claimable at notBefore.
+	// Retry returns a claimed job to pending, claimable at notBefore;
+	// ErrNotClaimed if the job is not running, ErrNotFound if absent.
 	Retry(ctx context.Context, queue, id string, notBefore time.Time, lastErr string) error
 	// GetJob returns a job by id, or ErrNotFound.
 	GetJob(ctx context.Context, queue, id string) (Job, error)
