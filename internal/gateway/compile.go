@@ -46,12 +46,19 @@ type integration struct {
 	stale       *fallback.StaleCache // nil without fallback.stale_for
 	queue       bool
 	queueAlways bool
+	// rate_limit.global, kept in the shared store.
+	global           bool
+	globalRate       float64
+	globalPerCaller  float64
+	globalBurst      int
+	globalFailClosed bool
 }
 
 // compile turns a validated config into a runtime. It resolves nothing
 // remote; errors name the integration and config path. Cores whose
 // settings did not change are taken over from the running config.
 func compile(cfg *config.Config, o *Options, cs *cores) (*runtime, error) {
+	failClosed := cfg.State.OnRedisDown != nil && cfg.State.OnRedisDown.RateLimit == "fail_closed"
 	auth, err := identity.New(cfg.Callers)
 	if err != nil {
 		return nil, err
@@ -64,6 +71,7 @@ func compile(cfg *config.Config, o *Options, cs *cores) (*runtime, error) {
 			errs = append(errs, fmt.Errorf("integrations.%s: %w", name, err))
 			continue
 		}
+		in.globalFailClosed = failClosed
 		rt.integrations[name] = in
 		rt.cores[name] = in.core
 	}
@@ -122,6 +130,9 @@ func compileIntegration(name string, c *config.Integration, o *Options, cs *core
 		if in.core, err = buildCore(name, c, eg, o, fp, settings); err != nil {
 			return nil, err
 		}
+	}
+	if rl := c.RateLimit; rl != nil && rl.Global {
+		in.global, in.globalRate, in.globalPerCaller, in.globalBurst = true, rl.Rate.PerSecond, rl.PerCaller.PerSecond, rl.Burst
 	}
 	if f := c.Fallback; f != nil {
 		if f.StaleFor.D > 0 && o.Store != nil {

@@ -117,6 +117,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec
 		pe.RetryAfter = resilience.RetryAfterSeconds(wait)
 		return pe
 	}
+	if err := g.globalLimit(r.Context(), in, caller); err != nil {
+		return err
+	}
 	if !k.breaker.Allow() {
 		return g.fallbackOr(w, r, ob, async, problem.New(problem.CircuitOpen, "the vendor is failing; calls are paused by the circuit breaker"))
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
@@ -96,6 +98,7 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 // openStore opens the embedded store under data_dir, or Redis.
 func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	if cfg.State.Backend == "redis" {
+		redis.SetLogger(store.RedisLog{Logger: log})
 		r, err := store.OpenRedis(cfg.State.RedisURL, store.RedisOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("state.redis_url: %w", err)
