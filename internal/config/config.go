@@ -282,17 +282,30 @@ type Fallback struct {
 	QueueAlways bool `yaml:"queue_always"`
 }
 
-// Proxy configures forward-proxy mode for this integration's hosts.
+// Proxy configures forward-proxy mode (CONNECT and absolute-form requests
+// on server.listen) for this integration's hosts. Only integrations with a
+// proxy block can be reached through a tunnel; see internal/forward.
 type Proxy struct {
-	// Mode is enforce (default), report (allow, log would_deny) or open.
+	// Mode is enforce (default: only egress.allow host:ports), report
+	// (also let this integration's callers reach other targets, logging
+	// would_deny with the reason) or open (the same, silently). The
+	// resolved-address check applies in every mode.
 	Mode string `yaml:"mode"`
-	// ConnectCallers may tunnel to this integration's hosts even without a route.
+	// ConnectCallers may tunnel to this integration's hosts even without a
+	// route; callers holding a route on the integration always may.
 	ConnectCallers []string `yaml:"connect_callers"`
-	// MaxTunnels per caller, NewPerSecond per caller, IdleTimeout and MaxLifetime per tunnel.
-	MaxTunnels   int      `yaml:"max_tunnels"`
-	NewPerSecond Rate     `yaml:"new_per_second"`
-	IdleTimeout  Duration `yaml:"idle_timeout"`
-	MaxLifetime  Duration `yaml:"max_lifetime"`
+	// MaxTunnels caps the open tunnels (and in-flight plain requests) of one
+	// caller on this integration. 0 means the default, 100.
+	MaxTunnels int `yaml:"max_tunnels"`
+	// NewPerSecond caps new tunnels per caller on this integration, with a
+	// burst of one second's worth. Unset: no limit.
+	NewPerSecond Rate `yaml:"new_per_second"`
+	// IdleTimeout closes a tunnel after no byte in either direction for
+	// this long (closed within 1.25x of it). Default 5m.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxLifetime closes any tunnel this old, and bounds a plain request.
+	// Default 1h.
+	MaxLifetime Duration `yaml:"max_lifetime"`
 }
 
 // Webhook is one inbound vendor callback.

@@ -316,6 +316,9 @@ func (v *validator) integration(name string, in *Integration) {
 		default:
 			v.errf(p+".proxy.mode", "must be enforce, report or open")
 		}
+		if px.MaxTunnels < 0 {
+			v.errf(p+".proxy.max_tunnels", "must not be negative (0 means the default, 100)")
+		}
 		for i, c := range px.ConnectCallers {
 			if _, ok := v.cfg.Callers[c]; !ok {
 				v.errf(fmt.Sprintf("%s.proxy.connect_callers[%d]", p, i), "unknown caller %q", c)

@@ -11,10 +11,10 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
-	"github.com/portcullis-dev/portcullis/internal/resilience"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/policy"
 	"github.com/portcullis-dev/portcullis/internal/problem"
+	"github.com/portcullis-dev/portcullis/internal/resilience"
 )
 
 // outbound is the per-request data the ReverseProxy hooks need.

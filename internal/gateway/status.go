@@ -113,3 +113,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDisabled, prometheus.GaugeValue, disabled, name)
 	}
 }
+
+// Disabled reports whether an integration's kill switch is on (for the
+// forward proxy, which shares it).
+func (g *Gateway) Disabled(name string) bool {
+	return g.kill != nil && g.kill.Disabled(name)
+}

@@ -177,7 +177,7 @@ func FuzzCredentials(f *testing.F) {
 		if ok1 && n1 != "billing" || ok2 && n2 != "billing" {
 			t.Fatalf("authenticated %q/%q from %q", n1, n2, h)
 		}
-		if (ok1 || ok2) && !strings.Contains(h, tb) && !strings.Contains(h, base64.StdEncoding.EncodeToString([]byte("billing:"+tb))[:8]) {
+		if (ok1 || ok2) && !strings.Contains(h, tb) && !strings.Contains(h, base64.StdEncoding.EncodeToString([]byte("billing:" + tb))[:8]) {
 			t.Fatalf("authenticated without the token: %q", h)
 		}
 	})

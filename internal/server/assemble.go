@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,7 +15,9 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
+	"github.com/portcullis-dev/portcullis/internal/forward"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
+	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
@@ -32,7 +35,11 @@ type assembly struct {
 	usage    *usageWriter
 	// injectors by integration, for credential status in the admin API.
 	injectors sync.Map
-	closers   []func()
+	// fwd is the forward proxy (CONNECT), rebuilt on reload.
+	fwd        atomic.Pointer[forward.Proxy]
+	fwdMetrics *forward.Metrics
+	selfAddrs  atomic.Pointer[[]string] // bound listener addresses, set by Run
+	closers    []func()
 }
 
 func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *secret.Scrubber) (*assembly, error) {
@@ -70,6 +77,14 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 	}
 	a.gw = gw
 	a.closers = append(a.closers, gw.Close)
+	a.fwdMetrics = forward.NewMetrics(a.metrics.Registry)
+	fwd, err := a.newForward(cfg)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.fwd.Store(fwd)
+	a.closers = append(a.closers, func() { a.fwd.Load().Close() })
 	// A delivery attempt may take as long as the slowest integration's
 	// request timeout; a job claimed by a replica that died (kill -9) is
 	// claimed again once its lease, just longer than that, runs out.
@@ -202,7 +217,36 @@ func (a *assembly) adminToken() (secret.Value, bool) {
 	return s.Value, true
 }
 
-func (a *assembly) callerHandler() http.Handler { return a.gw }
+// newForward builds the forward proxy (CONNECT) for cfg.
+func (a *assembly) newForward(cfg *config.Config) (*forward.Proxy, error) {
+	auth, err := identity.New(cfg.Callers)
+	if err != nil {
+		return nil, err
+	}
+	return forward.New(cfg, auth, forward.Options{
+		Logger:  a.log,
+		Metrics: a.fwdMetrics,
+		SelfAddrs: func() []string {
+			if p := a.selfAddrs.Load(); p != nil {
+				return *p
+			}
+			return nil
+		},
+		Disabled: a.gw.Disabled,
+	})
+}
+
+// callerHandler sends CONNECT and absolute-form requests to the forward
+// proxy and everything else to the reverse proxy.
+func (a *assembly) callerHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if forward.IsProxyRequest(r) {
+			a.fwd.Load().ServeHTTP(w, r)
+			return
+		}
+		a.gw.ServeHTTP(w, r)
+	})
+}
 
 func (a *assembly) adminHandler() http.Handler {
 	return a.gw.AdminHandler(gateway.AdminOptions{Token: a.adminToken, Ready: a.store.Ping})
@@ -223,10 +267,18 @@ func (a *assembly) reload(path string) {
 		a.log.Error("config reload refused; the previous config keeps serving", "config", path, "cause", err)
 		return
 	}
-	if err := a.gw.Reload(cfg); err != nil {
+	fwd, err := a.newForward(cfg)
+	if err != nil {
 		a.log.Error("config reload refused; the previous config keeps serving", "config", path, "cause", err)
 		return
 	}
+	if err := a.gw.Reload(cfg); err != nil {
+		fwd.Close()
+		a.log.Error("config reload refused; the previous config keeps serving", "config", path, "cause", err)
+		return
+	}
+	// Old tunnels run on under the old rules until they end or reach max_lifetime.
+	a.fwd.Swap(fwd).Close()
 	if a.webhooks != nil {
 		if err := a.webhooks.load(cfg); err != nil {
 			a.log.Error("webhook config reload refused; the previous webhooks keep serving", "config", path, "cause", err)

@@ -102,6 +102,12 @@ func Run(ctx context.Context, o Options) error {
 		addrs.Webhook = webhookLn.Addr().String()
 	}
 
+	self := []string{addrs.Caller, addrs.Admin}
+	if addrs.Webhook != "" {
+		self = append(self, addrs.Webhook)
+	}
+	a.selfAddrs.Store(&self)
+
 	errc := make(chan error, len(servers))
 	for i := range servers {
 		go func(s *http.Server, ln net.Listener) {
@@ -132,6 +138,7 @@ func Run(ctx context.Context, o Options) error {
 				go func(s *http.Server) { defer wg.Done(); _ = s.Shutdown(sctx) }(s)
 			}
 			wg.Wait()
+			_ = a.fwd.Load().Shutdown(sctx) // http.Server does not track hijacked tunnels
 			return nil
 		case err := <-errc:
 			return fmt.Errorf("serve: %w", err)

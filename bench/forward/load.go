@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// loadResult is what one load run prints (one JSON line).
+type loadResult struct {
+	Mode     string  `json:"mode"`
+	Via      string  `json:"via"`
+	N        int     `json:"n"`               // measured cycles
+	Total    int64   `json:"total,omitempty"` // successful cycles, warm-up included
+	Errors   int64   `json:"errors"`
+	PerSec   float64 `json:"per_sec,omitempty"`
+	P50ms    float64 `json:"p50_ms,omitempty"`
+	P99ms    float64 `json:"p99_ms,omitempty"`
+	MBPerSec float64 `json:"mb_per_sec,omitempty"`
+}
+
+type loadConfig struct {
+	proxy, target, auth string
+	conns               int
+	duration, warmup    time.Duration
+}
+
+func runLoad(args []string) error {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	mode := fs.String("mode", "setup", "setup: CONNECT + one GET + close per cycle; bulk: read through one tunnel")
+	var c loadConfig
+	fs.StringVar(&c.proxy, "proxy", "", "proxy host:port (empty: connect to -target directly)")
+	fs.StringVar(&c.target, "target", "127.0.0.1:18081", "vendor host:port (the CONNECT target)")
+	fs.StringVar(&c.auth, "auth", "", "caller:token for Proxy-Authorization (empty: none)")
+	fs.IntVar(&c.conns, "conns", 32, "concurrent connections")
+	fs.DurationVar(&c.duration, "duration", 5*time.Second, "measured time")
+	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured time before")
+	_ = fs.Parse(args)
+
+	var res loadResult
+	var err error
+	switch *mode {
+	case "setup":
+		res, err = loadSetup(c)
+	case "bulk":
+		res, err = loadBulk(c)
+	default:
+		err = fmt.Errorf("unknown mode %q", *mode)
+	}
+	if err != nil {
+		return err
+	}
+	res.Via = c.proxy
+	if res.Via == "" {
+		res.Via = "direct"
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// open dials the proxy and sends CONNECT, or dials the target directly.
+func (c loadConfig) open() (net.Conn, *bufio.Reader, error) {
+	addr := c.target
+	if c.proxy != "" {
+		addr = c.proxy
+	}
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	if c.proxy == "" {
+		return conn, br, nil
+	}
+	req := "CONNECT " + c.target + " HTTP/1.1\r\nHost: " + c.target + "\r\n"
+	if c.auth != "" {
+		req += "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(c.auth)) + "\r\n"
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		conn.Close()
+		return nil, nil, fmt.Errorf("CONNECT: %s", resp.Status)
+	}
+	return conn, br, nil
+}
+
+// cycle is one set-up measurement: open, one GET, read it all, close.
+func (c loadConfig) cycle() error {
+	conn, br, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: "+c.target+"\r\nConnection: close\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return err
+}
+
+func loadSetup(c loadConfig) (loadResult, error) {
+	if err := c.cycle(); err != nil {
+		return loadResult{}, fmt.Errorf("first cycle: %w", err)
+	}
+	start := time.Now()
+	measureFrom := start.Add(c.warmup)
+	end := measureFrom.Add(c.duration)
+	var errs, total atomic.Int64
+	lat := make([][]time.Duration, c.conns)
+	var wg sync.WaitGroup
+	for i := range c.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				t0 := time.Now()
+				if t0.After(end) {
+					return
+				}
+				err := c.cycle()
+				if err == nil {
+					total.Add(1)
+				}
+				if t0.Before(measureFrom) {
+					continue
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	if len(all) == 0 {
+		return loadResult{}, fmt.Errorf("no successful cycle (%d errors)", errs.Load())
+	}
+	pct := func(p float64) float64 {
+		return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000
+	}
+	return loadResult{
+		Mode: "setup", N: len(all), Total: total.Load(), Errors: errs.Load(),
+		PerSec: float64(len(all)) / c.duration.Seconds(),
+		P50ms:  pct(0.50), P99ms: pct(0.99),
+	}, nil
+}
+
+// loadBulk reads from the vendor's byte source through -conns tunnels.
+func loadBulk(c loadConfig) (loadResult, error) {
+	var total atomic.Int64
+	var errs atomic.Int64
+	measuring := atomic.Bool{}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range c.conns {
+		conn, br, err := c.open()
+		if err != nil {
+			return loadResult{}, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			buf := make([]byte, 256<<10)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n, err := br.Read(buf)
+				if measuring.Load() {
+					total.Add(int64(n))
+				}
+				if err != nil {
+					errs.Add(1)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(c.warmup)
+	measuring.Store(true)
+	time.Sleep(c.duration)
+	measuring.Store(false)
+	close(stop)
+	wg.Wait()
+	return loadResult{
+		Mode: "bulk", N: c.conns, Errors: errs.Load(),
+		MBPerSec: float64(total.Load()) / c.duration.Seconds() / 1e6,
+	}, nil
+}

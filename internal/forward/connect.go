@@ -1,0 +1,250 @@
+package forward
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/problem"
+)
+
+// Why a tunnel closed (log key close_reason, metrics label reason).
+const (
+	CloseEOF         = "eof"          // both sides finished
+	CloseIdle        = "idle_timeout" // no byte from either side for idle_timeout
+	CloseLifetime    = "max_lifetime" // open for max_lifetime
+	CloseError       = "error"        // a read or write failed
+	CloseShutdown    = "shutdown"     // Shutdown's deadline passed
+	connectEstablish = "HTTP/1.1 200 Connection established\r\n\r\n"
+)
+
+// serveConnect authenticates, decides, dials, then hijacks the caller's
+// connection and relays bytes until the tunnel closes. Everything that can
+// be refused is refused before the hijack, so refusals are ordinary HTTP
+// responses.
+func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) error {
+	if r.ProtoMajor != 1 {
+		// Hijacking needs HTTP/1; HTTP/2 extended CONNECT is not supported.
+		return &problem.Error{Code: problem.BadRequestPath, Detail: "CONNECT is supported over HTTP/1.1 only", StatusOverride: http.StatusHTTPVersionNotSupported}
+	}
+	t, err := parseAuthority(r.RequestURI, "")
+	if err != nil {
+		// Authenticate first, so an unauthenticated client learns nothing.
+		if _, _, ok := p.auth.Proxy(r); !ok {
+			return proxyAuthRequired()
+		}
+		return problem.Wrap(problem.BadRequestPath, "malformed or ambiguous CONNECT target: want host:port with a DNS name, a dotted-decimal IPv4 address or a bracketed IPv6 address", err)
+	}
+	ev.target = t.addr()
+	a, err := p.admit(r, ev, t)
+	if err != nil {
+		return err
+	}
+	in := a.dec.in
+	defer p.limits.release(a.caller, in)
+	active := p.metrics.Active.WithLabelValues(in.name, a.caller)
+	active.Inc()
+	defer active.Dec()
+
+	dial := a.dial
+	if dial == nil {
+		dial = p.guardDial(in.policy.DialContext)
+	}
+	up, err := dial(r.Context(), "tcp", t.addr())
+	if err != nil {
+		return dialProblem(t, err)
+	}
+	ev.remote = up.RemoteAddr().String()
+
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		_ = up.Close()
+		return problem.Wrap(problem.Internal, "could not take over the connection", err)
+	}
+	ev.status = http.StatusOK
+	tn := &tunnel{client: conn, up: up, idle: in.idleTimeout, end: time.Now().Add(in.maxLifetime), bufs: p.bufs}
+	// The server's header-read deadline may still be set on the socket.
+	_ = conn.SetDeadline(time.Time{})
+	if _, err := io.WriteString(conn, connectEstablish); err != nil {
+		_ = conn.Close()
+		_ = up.Close()
+		ev.closeReason = CloseError
+		return nil
+	}
+	// A client may send its first bytes (a TLS ClientHello) right behind
+	// the CONNECT without waiting for the answer; they are in brw.
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		if _, err := up.Write(b); err != nil {
+			_ = conn.Close()
+			_ = up.Close()
+			ev.closeReason = CloseError
+			return nil
+		}
+		ev.bytesIn += int64(n)
+	}
+	p.track(tn)
+	in1, out, why := tn.run()
+	p.untrack(tn)
+	ev.bytesIn += in1
+	ev.bytesOut = out
+	ev.closeReason = why
+	return nil
+}
+
+// tunnel relays bytes between a hijacked caller connection and a vendor
+// connection.
+//
+// Idle and lifetime limits are enforced with socket deadlines, not timers:
+// each direction reads with a deadline of at most idle/4 (never past the
+// end of the lifetime); when it expires, the tunnel closes if no byte has
+// moved in either direction for idle_timeout, and reading resumes
+// otherwise. So a tunnel closes between idle_timeout and 1.25×idle_timeout
+// after its last byte. Writes carry the lifetime deadline only: a write
+// interrupted by a deadline may lose data, which is acceptable only when
+// the tunnel is ending anyway.
+type tunnel struct {
+	client, up net.Conn
+	idle       time.Duration
+	end        time.Time
+	bufs       *sync.Pool
+
+	last    atomic.Int64 // unix nanoseconds of the last byte relayed
+	stopped atomic.Bool  // set by shutdown
+	ended   atomic.Int32 // directions that reached EOF
+	once    sync.Once
+}
+
+// run relays until both directions finish or one fails, and reports bytes
+// from the caller, bytes to the caller and why the tunnel closed.
+func (t *tunnel) run() (in, out int64, reason string) {
+	t.last.Store(time.Now().UnixNano())
+	_ = t.client.SetWriteDeadline(t.end)
+	_ = t.up.SetWriteDeadline(t.end)
+	type result struct {
+		n      int64
+		reason string
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, why := t.pipe(t.up, t.client)
+		done <- result{n, why}
+	}()
+	out, whyOut := t.pipe(t.client, t.up)
+	r := <-done
+	t.closeAll()
+	in = r.n
+	switch {
+	case t.stopped.Load():
+		reason = CloseShutdown
+	case r.reason != "" && r.reason != CloseEOF:
+		reason = r.reason
+	case whyOut != "":
+		reason = whyOut
+	case r.reason != "":
+		reason = r.reason
+	default:
+		reason = CloseError
+	}
+	return in, out, reason
+}
+
+func (t *tunnel) closeAll() {
+	t.once.Do(func() {
+		_ = t.client.Close()
+		_ = t.up.Close()
+	})
+}
+
+// shutdown ends the tunnel from another goroutine.
+func (t *tunnel) shutdown() {
+	t.stopped.Store(true)
+	t.closeAll()
+}
+
+// pipe copies src to dst until EOF, an error, idleness or the end of the
+// lifetime. On EOF it half-closes dst so the other side sees the end too,
+// and the other direction carries on. It returns "" when the tunnel was
+// closed by the other direction.
+func (t *tunnel) pipe(dst, src net.Conn) (int64, string) {
+	slice := t.idle / 4
+	var total int64
+	for {
+		now := time.Now()
+		if !now.Before(t.end) {
+			t.closeAll()
+			return total, CloseLifetime
+		}
+		dl := now.Add(slice)
+		if dl.After(t.end) {
+			dl = t.end
+		}
+		_ = src.SetReadDeadline(dl)
+		n, err := copyConn(dst, src, t.bufs)
+		total += n
+		if n > 0 {
+			t.last.Store(time.Now().UnixNano())
+		}
+		switch {
+		case err == nil:
+			// Half-close so the other side sees the end too; when the
+			// other direction has already ended, the tunnel is done.
+			if t.ended.Add(1) == 2 || !closeWrite(dst) {
+				t.closeAll()
+			}
+			return total, CloseEOF
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			now = time.Now()
+			if !now.Before(t.end) {
+				t.closeAll()
+				return total, CloseLifetime
+			}
+			if now.Sub(time.Unix(0, t.last.Load())) >= t.idle {
+				t.closeAll()
+				return total, CloseIdle
+			}
+		case errors.Is(err, net.ErrClosed):
+			return total, ""
+		default:
+			t.closeAll()
+			return total, CloseError
+		}
+	}
+}
+
+// copyConn copies src to dst. Between two TCP sockets io.Copy uses
+// splice(2) on Linux, so bytes never enter user space; otherwise (a TLS
+// caller listener) it copies through a pooled 32 KiB buffer.
+func copyConn(dst, src net.Conn, bufs *sync.Pool) (int64, error) {
+	_, dstTCP := dst.(*net.TCPConn)
+	_, srcTCP := src.(*net.TCPConn)
+	if dstTCP && srcTCP {
+		return io.Copy(dst, src)
+	}
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	return io.CopyBuffer(writerOnly{dst}, readerOnly{src}, *bp)
+}
+
+// newBufferPool returns a pool of 32 KiB copy buffers.
+func newBufferPool() *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+}
+
+// writerOnly and readerOnly hide ReadFrom/WriteTo so io.CopyBuffer uses the
+// pooled buffer instead of allocating its own.
+type writerOnly struct{ io.Writer }
+type readerOnly struct{ io.Reader }
+
+// closeWrite half-closes c when it supports it (TCP, TLS).
+func closeWrite(c net.Conn) bool {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite() == nil
+	}
+	return false
+}

@@ -1,0 +1,141 @@
+package forward
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/identity"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const decideConfig = `
+version: 1
+callers:
+  billing: {tokens: ["$HASH_billing"]}
+  support: {tokens: ["$HASH_support"]}
+  ops: {tokens: ["$HASH_ops"]}
+  mapsonly: {tokens: ["$HASH_mapsonly"]}
+  nobody: {tokens: ["$HASH_nobody"]}
+integrations:
+  a-payments:
+    upstream: https://api.pay.example
+    egress: {allow: ["api.pay.example:443", "*.files.pay.example:443"]}
+    routes: [{method: POST, path: /v1/charges, callers: [billing]}]
+    proxy: {}
+  b-maps:
+    upstream: https://maps.example
+    egress: {allow: ["maps.example:443"]}
+    routes: [{method: GET, path: /v1/tiles, callers: [mapsonly, billing]}]
+  c-crm:
+    upstream: https://crm.example
+    egress: {allow: ["crm.example:443", "api.pay.example:443"]}
+    proxy: {mode: report, connect_callers: [support]}
+  d-legacy:
+    upstream: https://legacy.example
+    egress: {allow: ["legacy.example:443"]}
+    proxy: {mode: open, connect_callers: [ops, support]}
+`
+
+func TestDecide(t *testing.T) {
+	f := newFixture(t, newPKI(t), nil, decideConfig, nil)
+	tests := []struct {
+		name  string
+		args  Args
+		want  Decision
+		errIs error
+	}{
+		{"route-holder-on-allowlist", Args{"billing", "api.pay.example", "443"}, Decision{Verdict: VerdictAllow, Integration: "a-payments"}, nil},
+		{"wildcard-entry", Args{"billing", "eu.files.pay.example", "443"}, Decision{Verdict: VerdictAllow, Integration: "a-payments"}, nil},
+		{"wrong-port", Args{"billing", "api.pay.example", "80"}, Decision{}, ErrNotAllowed},
+		{"unlisted-host", Args{"billing", "evil.example", "443"}, Decision{}, ErrNotAllowed},
+		{"host-of-integration-without-proxy-block", Args{"billing", "maps.example", "443"}, Decision{}, ErrNotAllowed},
+		{"caller-with-routes-only-without-proxy-block", Args{"mapsonly", "maps.example", "443"}, Decision{}, ErrNotProxyCaller},
+		{"caller-of-nothing", Args{"nobody", "api.pay.example", "443"}, Decision{}, ErrNotProxyCaller},
+		{"other-callers-integration", Args{"billing", "crm.example", "443"}, Decision{}, ErrOtherIntegration},
+		{"connect-caller-listed", Args{"support", "crm.example", "443"}, Decision{Verdict: VerdictAllow, Integration: "c-crm"}, nil},
+		{"shared-host-first-integration-the-caller-may-use", Args{"support", "api.pay.example", "443"}, Decision{Verdict: VerdictAllow, Integration: "c-crm"}, nil},
+		{"open-beats-report", Args{"support", "anything.example", "8443"}, Decision{Verdict: VerdictOpen, Integration: "d-legacy"}, nil},
+		{"open-mode", Args{"ops", "anything.example", "22"}, Decision{Verdict: VerdictOpen, Integration: "d-legacy"}, nil},
+		{"ip-literal-not-listed", Args{"billing", "192.0.2.1", "443"}, Decision{}, ErrNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := f.proxy.Decide(tt.args)
+			if !errors.Is(err, tt.errIs) || (tt.errIs == nil) != (err == nil) {
+				t.Fatalf("err %v, want %v", err, tt.errIs)
+			}
+			if d := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(Decision{})); d != "" {
+				t.Errorf("decision (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestDecideReportModeWouldDeny(t *testing.T) {
+	const cfg = `
+version: 1
+callers:
+  support: {tokens: ["$HASH_support"]}
+  billing: {tokens: ["$HASH_billing"]}
+integrations:
+  crm:
+    upstream: https://crm.example
+    egress: {allow: ["crm.example:443"]}
+    proxy: {mode: report, connect_callers: [support]}
+  payments:
+    upstream: https://api.pay.example
+    egress: {allow: ["api.pay.example:443"]}
+    proxy: {connect_callers: [billing]}
+`
+	f := newFixture(t, newPKI(t), nil, cfg, nil)
+	tests := []struct {
+		name, host, wouldDeny string
+	}{
+		{"unlisted", "evil.example", "target not on the egress allowlist of any integration the caller may use"},
+		{"another-integrations-host", "api.pay.example", "target belongs to an integration the caller may not use (payments)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := f.proxy.Decide(Args{"support", tt.host, "443"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Decision{Verdict: VerdictReport, Integration: "crm", WouldDeny: tt.wouldDeny}
+			if d := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Decision{})); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestNewRejectsBadEgressAndNilAuth(t *testing.T) {
+	cfg := &config.Config{Integrations: map[string]*config.Integration{
+		"x": {Egress: config.Egress{Allow: []string{"*.com:443"}}, Proxy: &config.Proxy{Mode: "enforce"}},
+	}}
+	auth, _ := identity.New(nil)
+	if _, err := New(cfg, auth, Options{}); err == nil {
+		t.Error("New accepted a wildcard over a public suffix")
+	}
+	if _, err := New(&config.Config{}, nil, Options{}); err == nil {
+		t.Error("New accepted a nil authenticator")
+	}
+}
+
+// The lead builds Metrics once, but a second NewMetrics on the same
+// registry (a reload that rebuilds them) must neither panic nor split the
+// series.
+func TestMetricsReRegistration(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := NewMetrics(reg)
+	b := NewMetrics(reg)
+	b.Requests.WithLabelValues("connect", "x", "y", "allow", "").Inc()
+	if got := metricValue(a.Requests.WithLabelValues("connect", "x", "y", "allow", "")); got != 1 {
+		t.Errorf("second NewMetrics did not reuse the registered collector: %v", got)
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+}

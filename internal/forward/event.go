@@ -1,0 +1,159 @@
+package forward
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/observe"
+	"github.com/portcullis-dev/portcullis/internal/problem"
+)
+
+// Log keys of the forward proxy's line, in addition to observe's.
+const (
+	KeyKind        = "kind"         // connect | http
+	KeyTarget      = "target"       // canonical host:port asked for
+	KeyRemoteAddr  = "remote_addr"  // the vendor address actually connected to
+	KeyDecision    = "decision"     // allow | report | open | deny
+	KeyWouldDeny   = "would_deny"   // report mode: why enforce would refuse
+	KeyCloseReason = "close_reason" // eof | idle_timeout | max_lifetime | error | shutdown
+)
+
+const (
+	kindConnect = "connect"
+	kindHTTP    = "http"
+
+	headerRequestID   = "X-Request-Id"
+	headerProxyAuthn  = "Proxy-Authenticate"
+	proxyAuthenticate = `Basic realm="portcullis"`
+)
+
+// event is the one summary of a CONNECT or plain request, logged when it
+// ends (for a tunnel: when the tunnel closes). It holds names, addresses
+// and counts only: never header values, paths or credentials.
+type event struct {
+	kind        string
+	start       time.Time
+	requestID   string
+	caller      string
+	auth        string
+	target      string
+	integration string
+	verdict     string
+	wouldDeny   string
+	remote      string
+	status      int
+	code        problem.Code
+	cause       string
+	bytesIn     int64 // caller → vendor
+	bytesOut    int64 // vendor → caller
+	closeReason string
+}
+
+// fail writes a refusal (problem+json, X-Portcullis-Error) and notes it.
+func (p *Proxy) fail(w http.ResponseWriter, ev *event, err error) {
+	pe := problem.As(err)
+	ev.code, ev.status = pe.Code, pe.Status()
+	if ev.verdict == "" || pe.Status() == http.StatusForbidden {
+		ev.verdict = VerdictDeny
+	}
+	if pe.Err != nil {
+		ev.cause = pe.Err.Error()
+	}
+	h := w.Header()
+	h.Set(headerRequestID, ev.requestID)
+	if ev.status == http.StatusProxyAuthRequired {
+		h.Set(headerProxyAuthn, proxyAuthenticate)
+	}
+	if ev.kind == kindConnect {
+		// The client must not reuse a connection whose CONNECT failed.
+		h.Set("Connection", "close")
+	}
+	problem.Write(w, ev.requestID, pe)
+}
+
+// finish logs the event and records its metrics.
+func (p *Proxy) finish(ctx context.Context, ev *event) {
+	d := p.now().Sub(ev.start)
+	verdict := ev.verdict
+	if verdict == "" {
+		verdict = VerdictDeny
+	}
+	p.metrics.Requests.WithLabelValues(ev.kind, ev.integration, ev.caller, verdict, string(ev.code)).Inc()
+	if ev.closeReason != "" {
+		p.metrics.Duration.WithLabelValues(ev.integration).Observe(d.Seconds())
+		p.metrics.Closed.WithLabelValues(ev.integration, ev.closeReason).Inc()
+		p.metrics.Bytes.WithLabelValues(ev.integration, ev.caller, "in").Add(float64(ev.bytesIn))
+		p.metrics.Bytes.WithLabelValues(ev.integration, ev.caller, "out").Add(float64(ev.bytesOut))
+	}
+
+	level, msg := slog.LevelInfo, "proxy request"
+	switch {
+	case ev.kind == kindConnect && ev.closeReason != "":
+		msg = "tunnel closed"
+	case ev.code != "":
+		level, msg = slog.LevelWarn, "proxy request refused"
+	}
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs,
+		slog.String(observe.KeyRequestID, ev.requestID),
+		slog.String(KeyKind, ev.kind),
+		slog.String(observe.KeyCaller, ev.caller),
+		slog.String(KeyTarget, ev.target),
+		slog.String(KeyDecision, verdict),
+		slog.Int(observe.KeyStatus, ev.status),
+		slog.Int64(observe.KeyDurationMS, d.Milliseconds()),
+		slog.Int64(observe.KeyBytesIn, ev.bytesIn),
+		slog.Int64(observe.KeyBytesOut, ev.bytesOut),
+	)
+	if ev.auth != "" {
+		attrs = append(attrs, slog.String(observe.KeyAuth, ev.auth))
+	}
+	if ev.integration != "" {
+		attrs = append(attrs, slog.String(observe.KeyIntegration, ev.integration))
+	}
+	if ev.wouldDeny != "" {
+		attrs = append(attrs, slog.String(KeyWouldDeny, ev.wouldDeny))
+	}
+	if ev.remote != "" {
+		attrs = append(attrs, slog.String(KeyRemoteAddr, ev.remote))
+	}
+	if ev.closeReason != "" {
+		attrs = append(attrs, slog.String(KeyCloseReason, ev.closeReason))
+	}
+	if ev.code != "" {
+		attrs = append(attrs, slog.String(observe.KeyError, string(ev.code)))
+	}
+	if ev.cause != "" {
+		attrs = append(attrs, slog.String(observe.KeyCause, ev.cause))
+	}
+	p.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// requestIDs makes request ids: a random prefix per Proxy and a counter,
+// unique without a getrandom(2) call per tunnel.
+type requestIDs struct {
+	prefix string
+	seq    atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return &requestIDs{prefix: strings.ToLower(base32.StdEncoding.EncodeToString(b[:])) + "-"}
+}
+
+// get keeps a caller's well-formed X-Request-Id (1-128 of A-Za-z0-9._-),
+// as the reverse proxy does, or makes a new one.
+func (g *requestIDs) get(in string) string {
+	if len(in) > 0 && len(in) <= 128 && strings.Trim(in, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == "" {
+		return in
+	}
+	return g.prefix + strconv.FormatUint(g.seq.Add(1), 36)
+}

@@ -1,0 +1,463 @@
+package forward
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/identity"
+	"github.com/portcullis-dev/portcullis/internal/observe"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/net/http/httpproxy"
+)
+
+// ---- fake DNS -------------------------------------------------------------
+
+// fakeDNS answers A and AAAA queries on a loopback UDP socket from a fixed
+// table (NXDOMAIN for unknown names), so tests can point names at any
+// address, including ones that must never be connected to.
+type fakeDNS struct {
+	pc      net.PacketConn
+	records map[string][]netip.Addr
+}
+
+func startDNS(t *testing.T, records map[string][]netip.Addr) *net.Resolver {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &fakeDNS{pc: pc, records: records}
+	done := make(chan struct{})
+	go func() { defer close(done); d.serve() }()
+	t.Cleanup(func() { pc.Close(); <-done })
+	addr := pc.LocalAddr().String()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var nd net.Dialer
+		return nd.DialContext(ctx, "udp", addr)
+	}}
+}
+
+func (d *fakeDNS) serve() {
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := d.pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if out, err := d.reply(buf[:n]); err == nil {
+			_, _ = d.pc.WriteTo(out, from)
+		}
+	}
+}
+
+func (d *fakeDNS) reply(msg []byte) ([]byte, error) {
+	var p dnsmessage.Parser
+	h, err := p.Start(msg)
+	if err != nil {
+		return nil, err
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil, err
+	}
+	addrs, ok := d.records[strings.TrimSuffix(strings.ToLower(q.Name.String()), ".")]
+	hdr := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true}
+	if !ok {
+		hdr.RCode = dnsmessage.RCodeNameError
+	}
+	b := dnsmessage.NewBuilder(nil, hdr)
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(q); err != nil {
+		return nil, err
+	}
+	if err := b.StartAnswers(); err != nil {
+		return nil, err
+	}
+	rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET}
+	for _, a := range addrs {
+		switch {
+		case q.Type == dnsmessage.TypeA && a.Is4():
+			err = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
+		case q.Type == dnsmessage.TypeAAAA && a.Is6():
+			err = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b.Finish()
+}
+
+// ---- certificates and vendors ---------------------------------------------
+
+// testPKI is a throwaway CA and a vendor certificate for vendor.test,
+// localhost and 127.0.0.1.
+type testPKI struct {
+	pool   *x509.CertPool
+	cert   tls.Certificate
+	caFile string
+}
+
+func newPKI(t *testing.T) *testPKI {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "portcullis test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "vendor.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"vendor.test", "other.test", "report.test", "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &testPKI{pool: pool, cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, caFile: caFile}
+}
+
+// vendor is a TLS httptest server on 127.0.0.1 that counts the TCP
+// connections it accepts and records the last request's headers.
+type vendor struct {
+	*httptest.Server
+	port    string
+	conns   atomic.Int64
+	mu      sync.Mutex
+	lastHdr http.Header
+	lastReq string
+}
+
+func startVendor(t *testing.T, pki *testPKI, useTLS bool) *vendor {
+	t.Helper()
+	v := &vendor{}
+	v.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v.mu.Lock()
+		v.lastHdr, v.lastReq = r.Header.Clone(), r.Host+" "+r.URL.RequestURI()
+		v.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"vendor":"ok","path":%q}`, r.URL.Path)
+	}))
+	v.Config.ErrorLog = log.New(io.Discard, "", 0) // tunnels that never handshake
+	v.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			v.conns.Add(1)
+		}
+	}
+	if useTLS {
+		v.TLS = &tls.Config{Certificates: []tls.Certificate{pki.cert}}
+		v.StartTLS()
+	} else {
+		v.Start()
+	}
+	t.Cleanup(v.Close)
+	_, v.port, _ = net.SplitHostPort(v.Listener.Addr().String())
+	return v
+}
+
+func (v *vendor) last() (http.Header, string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.lastHdr, v.lastReq
+}
+
+// startEcho is a TCP echo server on 127.0.0.1; it returns its port.
+func startEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _ = io.Copy(c, c); c.Close() }()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// ---- the proxy under test -------------------------------------------------
+
+// fakeClock is an injectable clock for the new-tunnel rate limit.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// fixture is a Proxy served on a real loopback listener.
+type fixture struct {
+	proxy   *Proxy
+	srv     *httptest.Server
+	addr    string // proxy host:port
+	tokens  map[string]string
+	logs    *syncBuffer
+	clock   *fakeClock
+	reg     *prometheus.Registry
+	metrics *Metrics
+	pki     *testPKI
+}
+
+// callers every fixture config declares; the template refers to their
+// token hashes as $HASH_<name>.
+var testCallers = []string{"billing", "support", "ops", "mapsonly", "nobody"}
+
+// newFixture builds the proxy from a YAML template. Placeholders: $HASH_x
+// (caller x's token hash) and those in vars.
+func newFixture(t *testing.T, pki *testPKI, resolver *net.Resolver, tmpl string, vars map[string]string) *fixture {
+	t.Helper()
+	f := &fixture{tokens: map[string]string{}, logs: &syncBuffer{}, clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}, pki: pki}
+	var pairs []string
+	for _, c := range testCallers {
+		tok, hash, err := identity.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.tokens[c] = tok
+		pairs = append(pairs, "$HASH_"+c, hash)
+	}
+	for k, v := range vars {
+		pairs = append(pairs, k, v)
+	}
+	text := strings.NewReplacer(pairs...).Replace(tmpl)
+	cfg, _, err := config.Parse("test.yaml", []byte(text))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, text)
+	}
+	auth, err := identity.New(cfg.Callers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.reg = prometheus.NewRegistry()
+	f.metrics = NewMetrics(f.reg)
+	f.srv = httptest.NewUnstartedServer(nil)
+	f.addr = f.srv.Listener.Addr().String()
+	f.proxy, err = New(cfg, auth, Options{
+		Logger:    observe.NewLogger(f.logs, "debug", "json", nil),
+		Metrics:   f.metrics,
+		Resolver:  resolver,
+		SelfAddrs: func() []string { return []string{f.addr} },
+		Now:       f.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !IsProxyRequest(r) {
+			http.NotFound(w, r)
+			return
+		}
+		f.proxy.ServeHTTP(w, r)
+	})
+	f.srv.Start()
+	t.Cleanup(func() {
+		f.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = f.proxy.Shutdown(ctx)
+		f.proxy.Close()
+	})
+	return f
+}
+
+// proxyURL is the HTTPS_PROXY value for a caller: http://caller:token@host:port.
+func (f *fixture) proxyURL(caller, token string) string {
+	return (&url.URL{Scheme: "http", User: url.UserPassword(caller, token), Host: f.addr}).String()
+}
+
+// client is an unmodified http.Client whose only configuration is the
+// HTTPS_PROXY/HTTP_PROXY environment (read the way net/http reads it) and
+// trust in the test CA.
+func (f *fixture) client(caller string) *http.Client {
+	env := &httpproxy.Config{HTTPSProxy: f.proxyURL(caller, f.tokens[caller]), HTTPProxy: f.proxyURL(caller, f.tokens[caller])}
+	pf := env.ProxyFunc()
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		Proxy:             func(r *http.Request) (*url.URL, error) { return pf(r.URL) },
+		TLSClientConfig:   &tls.Config{RootCAs: f.pki.pool},
+		DisableKeepAlives: true,
+	}}
+}
+
+// basic is a Proxy-Authorization value.
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+// connectResult is the proxy's answer to a raw CONNECT.
+type connectResult struct {
+	resp *http.Response
+	body []byte
+	conn net.Conn      // open after a 200
+	br   *bufio.Reader // reads tunnel bytes after a 200
+}
+
+// connect sends "CONNECT target" with the given Proxy-Authorization
+// (none when empty) on a fresh connection.
+func (f *fixture) connect(t *testing.T, target, proxyAuth string) connectResult {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", f.addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n"
+	if proxyAuth != "" {
+		req += "Proxy-Authorization: " + proxyAuth + "\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		c.Close()
+		t.Fatalf("CONNECT %s: %v", target, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	res := connectResult{resp: resp}
+	if resp.StatusCode == http.StatusOK {
+		res.conn, res.br = c, br
+		t.Cleanup(func() { c.Close() })
+		return res
+	}
+	res.body, _ = io.ReadAll(resp.Body)
+	c.Close()
+	return res
+}
+
+// code is the X-Portcullis-Error of a refused CONNECT.
+func (r connectResult) code() string { return r.resp.Header.Get("X-Portcullis-Error") }
+
+// logLines returns the JSON log lines whose message is one of msgs.
+func (f *fixture) logLines(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if _, ok := m[KeyKind]; ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// waitLog waits for the proxy's line about target (tunnel lines are
+// written when the tunnel closes).
+func (f *fixture) waitLog(t *testing.T, target string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, m := range f.logLines(t) {
+			if m[KeyTarget] == target {
+				return m
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no log line for %s in:\n%s", target, f.logs.String())
+	return nil
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// metricValue reads a counter or gauge child.
+func metricValue(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		return -1
+	}
+	switch {
+	case d.Counter != nil:
+		return d.Counter.GetValue()
+	case d.Gauge != nil:
+		return d.Gauge.GetValue()
+	}
+	return -1
+}
