@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 mkdir -p .cache
 
-echo "== starting test servers (Redis, ORY Hydra) and fetching vendor specs"
-for s in scripts/start-redis.sh scripts/start-hydra.sh scripts/fetch-specs.sh; do
+echo "== starting test servers (Redis, ORY Hydra), installing Chromium, fetching vendor specs"
+for s in scripts/start-redis.sh scripts/start-hydra.sh scripts/fetch-specs.sh scripts/install-chromium.sh; do
   if [ -x "$s" ]; then "$s"; fi
 done
 

@@ -8,7 +8,12 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
+
+	"github.com/portcullis-dev/portcullis/internal/audit"
+	"github.com/portcullis-dev/portcullis/internal/chaos"
+	"github.com/portcullis-dev/portcullis/internal/drill"
+	"github.com/portcullis-dev/portcullis/internal/gateway"
+	"github.com/portcullis-dev/portcullis/internal/lint"
 )
 
 // version is set with -ldflags "-X main.version=…".
@@ -22,7 +27,10 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the gateway (SIGHUP or a config file change: hot reload)", runServe},
-		"check":   {"validate a config and lint it for security problems", runCheck},
+		"check":   {"validate a config and lint it for security problems (text, json, sarif)", lint.NewCommand(gateway.Validate)},
+		"audit":   {"audit credentials, access, vendor reviews and SLAs; audit sdks PATH...", audit.Command},
+		"chaos":   {"chaos start|stop|list: fault injection through the admin API", chaos.Command},
+		"drill":   {"run a drill scenario against a running gateway and report what engaged", drill.Command},
 		"token":   {"token new --caller NAME: print a new caller token and its config hash", runToken},
 		"demo":    {"a self-contained tour on loopback: fake vendor + gateway", runDemo},
 		"webhook": {"webhook sign|verify: helpers for testing webhook senders and receivers", runWebhook},
@@ -63,5 +71,4 @@ func usage(w io.Writer, cmds map[string]command) {
 		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nStart with: portcullis demo")
-	_ = strings.TrimSpace
 }

@@ -57,3 +57,17 @@ func flagExit(err error) int {
 	}
 	return 2
 }
+
+func printProblems(w io.Writer, file string, list []config.Problem) {
+	for _, p := range list {
+		loc := file
+		if p.Line > 0 {
+			loc = fmt.Sprintf("%s:%d", file, p.Line)
+		}
+		path := ""
+		if p.Path != "" {
+			path = p.Path + ": "
+		}
+		fmt.Fprintf(w, "%s: %s: %s%s\n", loc, p.Severity, path, p.Msg)
+	}
+}

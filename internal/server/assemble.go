@@ -12,8 +12,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portcullis-dev/portcullis/internal/chaos"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/dashboard"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/forward"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
@@ -39,6 +41,8 @@ type assembly struct {
 	fwd        atomic.Pointer[forward.Proxy]
 	fwdMetrics *forward.Metrics
 	selfAddrs  atomic.Pointer[[]string] // bound listener addresses, set by Run
+	chaos      *chaos.Injector
+	series     *dashboard.Series
 	closers    []func()
 }
 
@@ -63,12 +67,19 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 	a.closers = append(a.closers, func() { _ = st.Close() })
 	a.usage = newUsageWriter(st, log)
 	a.closers = append(a.closers, a.usage.close)
+	a.series = dashboard.NewSeries(nil)
+	a.chaos = chaos.NewInjector(nil, cfg.Chaos.Enabled, nil, chaos.WithLogger(log), chaos.WithRegistry(a.metrics.Registry))
+	if err := a.chaos.Load(cfg.Chaos.Faults); err != nil {
+		a.close()
+		return nil, fmt.Errorf("chaos.faults: %w", err)
+	}
 	gw, err := gateway.New(cfg, gateway.Options{
+		Faults:      a.chaos.Wrap,
 		Logger:      log,
 		Metrics:     a.metrics,
 		Credentials: a.credentialFactory(),
 		Store:       st,
-		OnRecord:    a.usage.record,
+		OnRecord:    a.onRecord,
 		Status:      a.credentialStatus,
 	})
 	if err != nil {
@@ -198,6 +209,13 @@ func (a *assembly) credentialFactory() gateway.CredentialFactory {
 	}
 }
 
+// onRecord feeds every finished request to the usage records and the
+// dashboard's series.
+func (a *assembly) onRecord(r *observe.Record) {
+	a.usage.record(r)
+	a.series.Observe(r)
+}
+
 func (a *assembly) credentialStatus(name string) map[string]any {
 	if v, ok := a.injectors.Load(name); ok {
 		return map[string]any{"credential": v.(credential.Injector).Status()}
@@ -249,7 +267,19 @@ func (a *assembly) callerHandler() http.Handler {
 }
 
 func (a *assembly) adminHandler() http.Handler {
-	return a.gw.AdminHandler(gateway.AdminOptions{Token: a.adminToken, Ready: a.store.Ping})
+	chaosAPI := chaos.AdminHandler(a.chaos, a.log)
+	d := dashboard.New(dashboard.Options{
+		Series: a.series, Token: a.adminToken, Config: a.gw.Config, Usage: a.store,
+		QueueStats: func(ctx context.Context) (int, time.Time, error) { return a.store.Stats(ctx, fallback.QueueName) },
+		Chaos:      chaosAPI, Logger: a.log, Secure: true,
+	})
+	return a.gw.AdminHandler(gateway.AdminOptions{Token: a.adminToken, Ready: a.store.Ping,
+		Extend: func(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
+			h := protect(chaosAPI)
+			mux.Handle("/api/v1/chaos", h)
+			mux.Handle("/api/v1/chaos/", h)
+			d.Mount(mux, protect)
+		}})
 }
 
 func (a *assembly) reload(path string) {
@@ -279,6 +309,10 @@ func (a *assembly) reload(path string) {
 	}
 	// Old tunnels run on under the old rules until they end or reach max_lifetime.
 	a.fwd.Swap(fwd).Close()
+	a.chaos.SetEnabled(cfg.Chaos.Enabled)
+	if err := a.chaos.Load(cfg.Chaos.Faults); err != nil {
+		a.log.Error("chaos faults from the new config refused", "cause", err)
+	}
 	if a.webhooks != nil {
 		if err := a.webhooks.load(cfg); err != nil {
 			a.log.Error("webhook config reload refused; the previous webhooks keep serving", "config", path, "cause", err)

@@ -1,0 +1,235 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/store"
+)
+
+// SLA month to date is computed from the usage records the gateway keeps
+// for audit (store.Usage), so it survives restarts and covers every
+// replica sharing the store.
+//
+// What counts: a usage record does not say whether the vendor was reached.
+// Records answered 429 or 503 without a vendor failure are left out — they
+// are the gateway's own refusals (rate limit, kill switch, open breaker,
+// bulkhead, credential unavailable) or the vendor throttling, neither an
+// outage nor a latency sample. Every other record is a call; it failed when
+// the vendor answered 5xx, timed out or could not be reached. Latency is the
+// whole call as the gateway measured it, retries included.
+const (
+	// slaSettle is how far behind now records are considered complete:
+	// usage records are written in batches after the call ends, so the
+	// last minutes are re-scanned on every refresh rather than folded in.
+	slaSettle = 2 * time.Minute
+	// slaRefreshEvery bounds how often the store is scanned.
+	slaRefreshEvery = 10 * time.Second
+	// slaScanTimeout bounds one scan.
+	slaScanTimeout = 2 * time.Minute
+)
+
+// SLAStatus is one integration's measured availability and p99 latency,
+// month to date (UTC), against its vendor.sla block.
+type SLAStatus struct {
+	Since        time.Time `json:"since"`
+	Calls        uint64    `json:"calls"`
+	Failed       uint64    `json:"failed"`
+	Availability float64   `json:"availability_pct"` // 100 when there were no calls
+	P99MS        float64   `json:"p99_ms"`
+	// Targets from vendor.sla; zero when the config sets none.
+	TargetUptime float64 `json:"target_uptime_pct,omitempty"`
+	TargetP99MS  float64 `json:"target_p99_ms,omitempty"`
+	// UptimeMet and P99Met compare against the targets; nil without one.
+	UptimeMet *bool `json:"uptime_met,omitempty"`
+	P99Met    *bool `json:"p99_met,omitempty"`
+}
+
+type slaAgg struct {
+	calls, failed uint64
+	lat           histogram
+}
+
+func (a *slaAgg) add(o *slaAgg) {
+	a.calls += o.calls
+	a.failed += o.failed
+	a.lat.add(&o.lat)
+}
+
+// counts reports whether r is a call for SLA purposes and whether it failed.
+func slaCounts(r store.UsageRecord) (call, failed bool) {
+	if !r.VendorFailed && (r.Status == 429 || r.Status == 503) {
+		return false, false
+	}
+	return true, r.VendorFailed
+}
+
+// slaTracker folds usage records into per-integration aggregates
+// incrementally: records older than settled are summed once; the tail
+// since then is re-read on each refresh.
+type slaTracker struct {
+	usage store.Usage
+	now   func() time.Time
+
+	mu       sync.Mutex
+	month    time.Time // start of the month the aggregates are for
+	settled  time.Time // records before this are in agg
+	agg      map[string]*slaAgg
+	result   map[string]slaAgg // agg + tail, as of lastScan
+	lastScan time.Time
+	running  chan struct{} // non-nil while a refresh runs
+}
+
+func newSLATracker(u store.Usage, now func() time.Time) *slaTracker {
+	return &slaTracker{usage: u, now: now, agg: map[string]*slaAgg{}, result: map[string]slaAgg{}}
+}
+
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// refresh scans what is new since the last refresh. Only one runs at a
+// time; concurrent callers wait for it (or their ctx).
+func (t *slaTracker) refresh(ctx context.Context) error {
+	now := t.now()
+	ms := monthStart(now)
+	t.mu.Lock()
+	if t.running != nil {
+		ch := t.running
+		t.mu.Unlock()
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if !ms.Equal(t.month) {
+		t.month, t.settled, t.agg = ms, ms, map[string]*slaAgg{}
+	}
+	from := t.settled
+	done := make(chan struct{})
+	t.running = done
+	t.mu.Unlock()
+
+	settle := now.Add(-slaSettle)
+	if settle.Before(from) {
+		settle = from
+	}
+	settledPart := map[string]*slaAgg{}
+	tail := map[string]*slaAgg{}
+	scan := func(m map[string]*slaAgg) func(store.UsageRecord) error {
+		return func(r store.UsageRecord) error {
+			call, failed := slaCounts(r)
+			if !call {
+				return nil
+			}
+			a := m[r.Integration]
+			if a == nil {
+				if len(m) >= maxIntegrations {
+					return nil
+				}
+				a = &slaAgg{}
+				m[r.Integration] = a
+			}
+			a.calls++
+			if failed {
+				a.failed++
+			}
+			a.lat[latBin(time.Duration(r.LatencyMS*float64(time.Millisecond)))]++
+			return nil
+		}
+	}
+	err := t.usage.ScanUsage(ctx, from, settle, scan(settledPart))
+	if err == nil {
+		// The tail ends a little after now: a record stamped with its start
+		// time may come from a clock slightly ahead of ours.
+		err = t.usage.ScanUsage(ctx, settle, now.Add(time.Minute), scan(tail))
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.running = nil
+	close(done)
+	if err != nil {
+		return fmt.Errorf("dashboard: sla scan: %w", err)
+	}
+	if !t.month.Equal(ms) {
+		return nil // the month turned while we scanned; the next refresh starts over
+	}
+	for name, a := range settledPart {
+		if t.agg[name] == nil {
+			t.agg[name] = &slaAgg{}
+		}
+		t.agg[name].add(a)
+	}
+	t.settled = settle
+	res := make(map[string]slaAgg, len(t.agg)+len(tail))
+	for name, a := range t.agg {
+		res[name] = *a
+	}
+	for name, a := range tail {
+		r := res[name]
+		r.add(a)
+		res[name] = r
+	}
+	t.result, t.lastScan = res, now
+	return nil
+}
+
+// maybeRefresh starts a refresh when the last is older than
+// slaRefreshEvery and waits up to wait for it, so a page poll is never held
+// up by a long first scan of the month: that one finishes in the
+// background and a later poll shows it.
+func (t *slaTracker) maybeRefresh(wait time.Duration, log func(error)) {
+	t.mu.Lock()
+	due := t.running == nil && t.now().Sub(t.lastScan) >= slaRefreshEvery
+	t.mu.Unlock()
+	if !due {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), slaScanTimeout)
+		defer cancel()
+		if err := t.refresh(ctx); err != nil && log != nil {
+			log(err)
+		}
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+	}
+}
+
+// status is name's month-to-date SLA against sla (nil: no targets).
+func (t *slaTracker) status(name string, sla *config.SLA) SLAStatus {
+	t.mu.Lock()
+	a := t.result[name]
+	since := t.month
+	t.mu.Unlock()
+	s := SLAStatus{Since: since, Calls: a.calls, Failed: a.failed, Availability: 100, P99MS: round2(a.lat.quantile(0.99))}
+	if a.calls > 0 {
+		s.Availability = round4(100 * float64(a.calls-a.failed) / float64(a.calls))
+	}
+	if sla != nil {
+		if sla.Uptime > 0 {
+			s.TargetUptime = sla.Uptime
+			met := s.Availability >= sla.Uptime
+			s.UptimeMet = &met
+		}
+		if sla.P99Latency.D > 0 {
+			s.TargetP99MS = round2(float64(sla.P99Latency.D) / float64(time.Millisecond))
+			met := s.P99MS <= s.TargetP99MS
+			s.P99Met = &met
+		}
+	}
+	return s
+}

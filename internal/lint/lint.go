@@ -1,0 +1,163 @@
+package lint
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/egress"
+	"github.com/portcullis-dev/portcullis/internal/identity"
+	"github.com/portcullis-dev/portcullis/internal/policy"
+)
+
+// Finding is one problem found in a config.
+type Finding struct {
+	ID       string
+	Severity Severity
+	// Path is the config path, e.g. integrations.payments.egress.allow[0].
+	Path string
+	// Line in the config file; 0 when unknown.
+	Line    int
+	Message string
+	// Fix says how to resolve it.
+	Fix string
+}
+
+// Report is every finding about one config file.
+type Report struct {
+	File     string
+	Findings []Finding
+}
+
+// Counts returns how many findings have each severity.
+func (r Report) Counts() (errs, warnings, infos int) {
+	for _, f := range r.Findings {
+		switch f.Severity {
+		case Error:
+			errs++
+		case Warning:
+			warnings++
+		default:
+			infos++
+		}
+	}
+	return errs, warnings, infos
+}
+
+// Check lints the config file named file whose content is data: config
+// validation (errors and warnings), compilation, and the security rules.
+func Check(file string, data []byte) Report {
+	cfg, problems, _ := config.Parse(file, data)
+	c := &checker{cfg: cfg, reported: map[string]bool{}}
+	hasErrors := false
+	for _, p := range problems {
+		c.fromProblem(p)
+		hasErrors = hasErrors || p.Severity == config.Error
+	}
+	if cfg != nil {
+		var root yaml.Node
+		if yaml.Unmarshal(data, &root) == nil {
+			c.secrets(&root)
+		}
+		c.rules()
+		if !hasErrors {
+			c.compile()
+		}
+	}
+	slices.SortStableFunc(c.findings, func(a, b Finding) int {
+		return cmp.Or(cmp.Compare(b.Severity, a.Severity), cmp.Compare(a.Line, b.Line), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Path, b.Path))
+	})
+	return Report{File: file, Findings: c.findings}
+}
+
+type checker struct {
+	cfg      *config.Config
+	findings []Finding
+	// reported holds the paths config validation already reported, so a
+	// rule never says the same thing twice about one value.
+	reported map[string]bool
+}
+
+func (c *checker) add(id, path, fix, format string, args ...any) {
+	r := ruleByID(id)
+	if fix == "" {
+		fix = r.Fix
+	}
+	c.findings = append(c.findings, Finding{ID: id, Severity: r.Severity, Path: path, Line: c.cfg.Line(path),
+		Message: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+// problemRules maps config validation messages to rule ids; a problem no
+// entry matches is ConfigInvalid.
+var problemRules = []struct {
+	id, pathSuffix, msg string
+}{
+	{PlainSecret, "", "looks like a plain secret"},
+	{PlainSecret, "", "not a raw token"},
+	{WildcardEgress, "", "wildcard egress"},
+	{PrivateEgress, ".egress.allow_private", ""},
+	{PlainHTTP, "", "plain http"},
+	{NoTimeouts, "", "no timeouts set"},
+	{SharedIdentity, "", "same token hash"},
+	{NoCredential, "", "no credential:"},
+	{NoAdminToken, "server.admin_token", "no admin token"},
+	{NoScopes, "", "no scopes requested"},
+	{CallerUnreachable, "", "can never authenticate"},
+}
+
+func (c *checker) fromProblem(p config.Problem) {
+	id := ConfigInvalid
+	for _, m := range problemRules {
+		if (m.pathSuffix == "" || strings.HasSuffix(p.Path, m.pathSuffix)) && (m.msg == "" || strings.Contains(p.Msg, m.msg)) {
+			id = m.id
+			break
+		}
+	}
+	// The config's own severity stands: an error there is an error here.
+	sev := Warning
+	if p.Severity == config.Error {
+		sev = Error
+	}
+	fix := ""
+	if id != ConfigInvalid {
+		fix = ruleByID(id).Fix
+	}
+	c.findings = append(c.findings, Finding{ID: id, Severity: sev, Path: p.Path, Line: p.Line, Message: p.Msg, Fix: fix})
+	if p.Path != "" {
+		c.reported[p.Path] = true
+	}
+}
+
+// compile builds what the gateway builds at start (caller identities,
+// route tables, egress policies) and reports what fails, as
+// gateway.Validate does for `portcullis serve`.
+func (c *checker) compile() {
+	if _, err := identity.New(c.cfg.Callers); err != nil {
+		c.add(ConfigInvalid, "callers", "", "%v", err)
+	}
+	for _, name := range c.cfg.Names() {
+		in := c.cfg.Integrations[name]
+		if in == nil {
+			continue
+		}
+		p := "integrations." + name
+		routes := make([]policy.Route, 0, len(in.Routes))
+		for _, r := range in.Routes {
+			if r != nil {
+				routes = append(routes, policy.Route{Method: r.Method, Path: r.Path, Callers: r.Callers})
+			}
+		}
+		if _, err := policy.Compile(routes); err != nil {
+			c.add(ConfigInvalid, p+".routes", "", "%v", err)
+		}
+		_, err := egress.NewPolicy(egress.Config{Allow: in.Egress.Allow, AllowPrivate: in.Egress.AllowPrivate,
+			AllowCIDRs: in.Egress.AllowCIDRs, PinSPKI: in.Egress.PinSPKI, CAFile: in.Egress.CAFile})
+		if err != nil {
+			c.add(ConfigInvalid, p+".egress", "", "%v", err)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package lint
+
+import "fmt"
+
+// Severity of a finding, lowest first.
+type Severity int
+
+// Severities. Info never fails a check; Warning fails only with --strict.
+const (
+	Info Severity = iota
+	Warning
+	Error
+)
+
+func (s Severity) String() string {
+	switch s {
+	case Error:
+		return "error"
+	case Warning:
+		return "warning"
+	}
+	return "info"
+}
+
+// sarifLevel is the SARIF result level of a severity.
+func (s Severity) sarifLevel() string {
+	switch s {
+	case Error:
+		return "error"
+	case Warning:
+		return "warning"
+	}
+	return "note"
+}
+
+// Rule describes one kind of finding.
+type Rule struct {
+	ID       string
+	Name     string // kebab-case, for SARIF
+	Severity Severity
+	Title    string
+	// Fix is the general remedy; a finding may give a more precise one.
+	Fix string
+}
+
+// The rule ids.
+const (
+	ConfigInvalid     = "PC000"
+	PlainSecret       = "PC001"
+	WildcardEgress    = "PC002"
+	IPEgress          = "PC003"
+	PrivateEgress     = "PC004"
+	PlainHTTP         = "PC005"
+	NoTimeouts        = "PC006"
+	NoBreaker         = "PC007"
+	NoRateLimit       = "PC008"
+	NoValidation      = "PC009"
+	OpenRoute         = "PC010"
+	UnjustifiedWrite  = "PC011"
+	SharedIdentity    = "PC012"
+	NoMaxAge          = "PC013"
+	NoCredential      = "PC014"
+	NoAdminToken      = "PC015"
+	NoScopes          = "PC016"
+	AdminExposed      = "PC017"
+	ChaosEnabled      = "PC018"
+	BadChaosFault     = "PC019"
+	CallerUnreachable = "PC020"
+)
+
+// Rules returns the rule catalogue in id order.
+func Rules() []Rule {
+	return []Rule{
+		{ConfigInvalid, "config-invalid", Error, "The config does not validate or compile",
+			"Correct the value as the message says; `portcullis serve` refuses this config."},
+		{PlainSecret, "plain-text-secret", Error, "A secret is written into the config file",
+			"Move the value into a secret store and reference it (env:NAME, file:PATH or vault:MOUNT/data/PATH#KEY), then rotate it: it has been in the file and its history."},
+		{WildcardEgress, "wildcard-egress", Warning, "Egress allows every subdomain of a host",
+			"List the vendor's hosts one by one, e.g. api.vendor.example:443."},
+		{IPEgress, "ip-egress", Warning, "Egress or upstream names an IP address",
+			"Use the vendor's DNS name so TLS verifies the name its certificate is issued for; if the vendor only has an address, pin its key with egress.pin_spki."},
+		{PrivateEgress, "private-egress", Warning, "Egress may reach private, loopback or metadata addresses",
+			"Remove allow_private; if an internal vendor needs it, re-allow only its range with egress.allow_cidrs."},
+		{PlainHTTP, "plain-http", Warning, "A vendor URL uses plain http",
+			"Use https://; keep plain http for loopback test vendors only."},
+		{NoTimeouts, "no-timeouts", Warning, "Integration has no timeouts of its own",
+			"Set timeouts: {connect: 2s, request: 10s}, sized to the vendor's p99 latency."},
+		{NoBreaker, "no-circuit-breaker", Warning, "Integration has no circuit breaker",
+			"Add circuit_breaker: {failure_ratio: 0.5, min_requests: 20, window: 30s, open_for: 15s}."},
+		{NoRateLimit, "no-rate-limit", Warning, "Integration has no rate limit",
+			"Add rate_limit: {rate: N/s, burst: N}, below the vendor's own limit."},
+		{NoValidation, "no-response-validation", Info, "Vendor responses are not validated",
+			"Add validate: {openapi: specs/VENDOR.yaml, mode: report}, then switch to mode: enforce once the reports are clean."},
+		{OpenRoute, "route-open-to-every-caller", Warning, "A route is open to every caller",
+			"List only the callers that need this route."},
+		{UnjustifiedWrite, "sensitive-write-without-justification", Warning, "Callers may write to a vendor holding pii or payment data, with no justification",
+			"Add justification: \"<why these callers may write here>\" to the integration, or narrow the route's callers."},
+		{SharedIdentity, "shared-caller-identity", Error, "Two callers share a token or certificate subject",
+			"Give each caller its own token (`portcullis token new --caller NAME`) and its own certificate subject."},
+		{NoMaxAge, "credential-without-max-age", Warning, "Credential has no rotation policy",
+			"Add max_age: 90d (or the vendor's rotation period) to the credential; `portcullis audit` flags it when it is due."},
+		{NoCredential, "no-credential", Warning, "Integration sends calls without a credential",
+			"Add a credential block, unless the vendor API is truly public."},
+		{NoAdminToken, "no-admin-token", Warning, "The admin API has no token",
+			"Set server.admin_token: env:PORTCULLIS_ADMIN_TOKEN."},
+		{NoScopes, "oauth-without-scopes", Warning, "OAuth2 credential requests no scopes",
+			"List only the scopes the integration needs in credential.scopes."},
+		{AdminExposed, "admin-not-on-loopback", Warning, "The admin API listens beyond loopback",
+			"Bind server.admin_listen to 127.0.0.1 (or a private interface behind a firewall)."},
+		{ChaosEnabled, "chaos-enabled", Warning, "Fault injection is enabled",
+			"Keep chaos.enabled: true out of production configs."},
+		{BadChaosFault, "bad-chaos-fault", Error, "A configured chaos fault cannot be loaded",
+			"Correct the fault as the message says."},
+		{CallerUnreachable, "caller-cannot-authenticate", Warning, "A caller can never authenticate",
+			"Give the caller a token hash or an mTLS subject, or remove it."},
+	}
+}
+
+func ruleByID(id string) Rule {
+	for _, r := range Rules() {
+		if r.ID == id {
+			return r
+		}
+	}
+	panic(fmt.Sprintf("lint: unknown rule %s", id))
+}
