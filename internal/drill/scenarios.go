@@ -14,6 +14,12 @@ import (
 // breaker to close again once the vendor is back.
 func (r *runner) vendorOutage(ctx context.Context) ([]Check, error) {
 	alertsBefore, alertsOK := r.admin.alerts(ctx)
+	// One good call first, as real traffic would have made, so a stale
+	// fallback has an answer to serve; then give the cache a moment.
+	r.call(ctx)
+	if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		return nil, err
+	}
 	_, stop, err := r.inject(ctx, chaos.ErrorStatus)
 	if err != nil {
 		return nil, err
