@@ -1,0 +1,88 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/procfs"
+)
+
+// ProcUsage is what one process used during the measured window.
+type ProcUsage struct {
+	Label string `json:"label"`
+	PID   int    `json:"pid"`
+	// CPUPercent is CPU time over wall time in the window: 100 is one
+	// core fully busy.
+	CPUPercent float64 `json:"cpu_percent"`
+	// PeakRSSBytes is VmHWM from /proc/PID/status at the end of the run:
+	// the process's peak resident set since it started.
+	PeakRSSBytes uint64 `json:"peak_rss_bytes"`
+}
+
+type watched struct {
+	label      string
+	proc       procfs.Proc
+	cpu0, cpu1 float64
+	ok         bool
+}
+
+// watch samples CPU time of the server, the upstream and the generator at
+// the window's edges.
+type watch struct {
+	procs []*watched
+	done  chan struct{}
+	span  time.Duration
+}
+
+func startWatch(p plan, from, to time.Time) *watch {
+	w := &watch{done: make(chan struct{}), span: to.Sub(from)}
+	add := func(label string, proc procfs.Proc, err error) {
+		if err == nil {
+			w.procs = append(w.procs, &watched{label: label, proc: proc})
+		}
+	}
+	if p.serverPID > 0 {
+		proc, err := procfs.NewProc(p.serverPID)
+		add("server", proc, err)
+	}
+	if p.upstreamPID > 0 && p.upstreamPID != p.serverPID {
+		proc, err := procfs.NewProc(p.upstreamPID)
+		add("upstream", proc, err)
+	}
+	self, err := procfs.Self()
+	add("loadgen", self, err)
+	go func() {
+		defer close(w.done)
+		time.Sleep(time.Until(from))
+		for _, pw := range w.procs {
+			if st, err := pw.proc.Stat(); err == nil {
+				pw.cpu0, pw.ok = st.CPUTime(), true
+			}
+		}
+		time.Sleep(time.Until(to))
+		for _, pw := range w.procs {
+			if st, err := pw.proc.Stat(); err == nil && pw.ok {
+				pw.cpu1 = st.CPUTime()
+			} else {
+				pw.ok = false
+			}
+		}
+	}()
+	return w
+}
+
+// finish waits for the end-of-window sample and reads peak RSS.
+func (w *watch) finish() []ProcUsage {
+	<-w.done
+	out := make([]ProcUsage, 0, len(w.procs))
+	for _, pw := range w.procs {
+		u := ProcUsage{Label: pw.label, PID: pw.proc.PID, CPUPercent: -1}
+		if pw.ok && w.span > 0 {
+			u.CPUPercent = 100 * (pw.cpu1 - pw.cpu0) / w.span.Seconds()
+		}
+		if st, err := pw.proc.NewStatus(); err == nil {
+			u.PeakRSSBytes = st.VmHWM
+		}
+		out = append(out, u)
+	}
+	return out
+}
