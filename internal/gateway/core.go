@@ -64,6 +64,9 @@ func buildCore(name string, c *config.Integration, eg *egress.Policy, o *Options
 	base := eg.Transport()
 	base.ResponseHeaderTimeout = c.Timeouts.Headers.D
 	base.IdleConnTimeout = c.Timeouts.IdleConn.D
+	// Keep as many idle vendor connections as calls may be in flight, so a
+	// burst does not end in a dial (and a TLS handshake) per call.
+	base.MaxIdleConnsPerHost = max(base.MaxIdleConnsPerHost, c.Limits.MaxConcurrent)
 	k.base = base
 	var chain http.RoundTripper = base
 	if o.Faults != nil {

@@ -65,12 +65,37 @@ func (h *scrubHandler) Handle(ctx context.Context, r slog.Record) error {
 	if h.scrub == nil {
 		return h.next.Handle(ctx, r)
 	}
+	// Fast path: most records hold no secret; pass them on untouched
+	// instead of rebuilding every attribute.
+	dirty := h.scrub.Scrub(r.Message) != r.Message
+	if !dirty {
+		r.Attrs(func(a slog.Attr) bool {
+			dirty = h.needsScrub(a)
+			return !dirty
+		})
+	}
+	if !dirty {
+		return h.next.Handle(ctx, r)
+	}
 	nr := slog.NewRecord(r.Time, r.Level, h.scrub.Scrub(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		nr.AddAttrs(h.attr(a))
 		return true
 	})
 	return h.next.Handle(ctx, nr)
+}
+
+// needsScrub reports whether a would change under attr.
+func (h *scrubHandler) needsScrub(a slog.Attr) bool {
+	v := a.Value
+	switch v.Kind() {
+	case slog.KindString:
+		s := v.String()
+		return h.scrub.Scrub(s) != s
+	case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
+		return false
+	}
+	return true // groups, errors, LogValuers, anything else: take the slow path
 }
 
 func (h *scrubHandler) attr(a slog.Attr) slog.Attr {

@@ -1,0 +1,50 @@
+package observe
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/secret"
+)
+
+func TestLoggerScrubsKnownSecrets(t *testing.T) {
+	const canary = "sk_live_CANARY_9f8e7d6c5b"
+	sc := secret.NewScrubber()
+	sc.Add(secret.New(canary))
+	var buf bytes.Buffer
+	log := NewLogger(&buf, "debug", "json", sc)
+	log.Info("vendor said "+canary, "cause", errors.New("401: key "+canary+" revoked"),
+		"url", "https://x.example/?key="+canary, slog.Group("g", "inner", canary), "list", []string{canary},
+		"n", 3, "ok", true)
+	log.With("attr", canary).Warn("with")
+	out := buf.String()
+	if strings.Contains(out, canary) {
+		t.Fatalf("secret leaked into the log:\n%s", out)
+	}
+	if strings.Count(out, secret.Redacted) < 6 {
+		t.Errorf("expected every occurrence replaced:\n%s", out)
+	}
+	buf.Reset()
+	log.Info("clean", "route", "/v1/charges/{id}", "status", 200)
+	if !strings.Contains(buf.String(), `"route":"/v1/charges/{id}"`) {
+		t.Errorf("clean record altered: %s", buf.String())
+	}
+}
+
+func BenchmarkRequestLogLine(b *testing.B) {
+	sc := secret.NewScrubber()
+	sc.Add(secret.New("sk_live_abcdefghijklmnop"), secret.New("another_secret_value_123"))
+	log := NewLogger(discard{}, "info", "json", sc)
+	r := &Record{RequestID: "abc", Integration: "payments", Caller: "billing", Method: "GET", Route: "/v1/charges/{id}", Status: 200}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Log(b.Context(), log)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
