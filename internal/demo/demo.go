@@ -131,14 +131,16 @@ Caller tokens (only their sha256 hashes are in the config):
 		"GET", gw+"/payments/v1/charges/..%2F..%2Fv1%2Fpayouts", supportTok, "", 400, "bad_request_path")
 	t.step("6. SSRF: an integration whose host name resolves to a loopback address (as DNS rebinding would make it)",
 		"GET", gw+"/internal/latest/meta-data", billingTok, "", 502, "egress_denied")
-	t.step("7. Prometheus metrics on the admin listener (admin token required)",
+	t.step("7. the vendor answers a charge whose amount is a string: the response fails its OpenAPI schema",
+		"GET", gw+"/payments/v1/charges/ch_broken", supportTok, "", 502, "invalid_upstream_response")
+	t.step("8. Prometheus metrics on the admin listener (admin token required)",
 		"GET", admin+"/metrics", adminToken, "", 200, "")
-	if hits := vendor.Hits.Load(); hits != 2 {
-		t.failf("the vendor was called %d times; only steps 1 and 2 should reach it", hits)
+	if hits := vendor.Hits.Load(); hits != 3 {
+		t.failf("the vendor was called %d times; only steps 1, 2 and 7 should reach it", hits)
 	} else {
-		fmt.Fprintln(out, "The vendor saw exactly 2 calls: every refusal above was decided inside the gateway.")
+		fmt.Fprintln(out, "The vendor saw exactly 3 calls: every other refusal above was decided inside the gateway.")
 	}
-	fmt.Fprintf(out, "\nEach call is one JSON line in the gateway log: tail -n 7 %s\n", logFile.Name())
+	fmt.Fprintf(out, "\nEach call is one JSON line in the gateway log: tail -n 8 %s\n", logFile.Name())
 	if t.failed > 0 {
 		return fmt.Errorf("%d tour step(s) did not behave as described", t.failed)
 	}
@@ -250,6 +252,9 @@ integrations:
     credential: {type: bearer, secret: env:%[8]s, max_age: 90d}
     request_headers: [Content-Type, Accept, Idempotency-Key]
     timeouts: {connect: 1s, request: 5s}
+    # Responses are checked against the vendor's OpenAPI spec; enforce
+    # fails closed with invalid_upstream_response.
+    validate: {openapi: acmepay.openapi.yaml, mode: enforce}
     routes:
       - {method: POST, path: /v1/charges, callers: [billing]}
       - {method: GET, path: "/v1/charges/{id}", callers: [billing, support]}

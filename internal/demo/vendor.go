@@ -51,6 +51,10 @@ func (v *Vendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n := v.seq.Add(1)
 		w.WriteHeader(http.StatusCreated)
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": fmt.Sprintf("ch_%06d", n), "object": "charge", "amount": 1999, "currency": "eur", "status": "succeeded", "vendor_saw": seen})
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/charges/ch_broken":
+		// A vendor bug (or a compromised vendor): amount comes back as a
+		// string and an unexpected field carries data it should not.
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": "ch_broken", "object": "charge", "amount": "1999", "currency": "eur", "status": "succeeded"})
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/charges/"):
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": strings.TrimPrefix(r.URL.Path, "/v1/charges/"), "object": "charge", "amount": 1999, "currency": "eur", "status": "succeeded", "vendor_saw": seen})
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/payouts":

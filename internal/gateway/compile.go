@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/policy"
 	"github.com/portcullis-dev/portcullis/internal/resilience"
+	"github.com/portcullis-dev/portcullis/internal/validate"
 )
 
 // runtime is a compiled config: everything the request path needs, built
@@ -44,6 +45,7 @@ type integration struct {
 	proxy       *httputil.ReverseProxy
 	core        *core
 	stale       *fallback.StaleCache // nil without fallback.stale_for
+	validator   *validate.Validator  // nil without validate (or mode off)
 	queue       bool
 	queueAlways bool
 	// rate_limit.global, kept in the shared store.
@@ -65,8 +67,9 @@ func compile(cfg *config.Config, o *Options, cs *cores) (*runtime, error) {
 	}
 	rt := &runtime{cfg: cfg, auth: auth, integrations: map[string]*integration{}, cores: map[string]*core{}}
 	var errs []error
+	specs := specCache{}
 	for _, name := range cfg.Names() {
-		in, err := compileIntegration(name, cfg.Integrations[name], o, cs)
+		in, err := compileIntegration(name, cfg, o, cs, specs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("integrations.%s: %w", name, err))
 			continue
@@ -81,7 +84,8 @@ func compile(cfg *config.Config, o *Options, cs *cores) (*runtime, error) {
 	return rt, nil
 }
 
-func compileIntegration(name string, c *config.Integration, o *Options, cs *cores) (*integration, error) {
+func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, specs specCache) (*integration, error) {
+	c := cfg.Integrations[name]
 	up, err := url.Parse(c.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
@@ -131,6 +135,9 @@ func compileIntegration(name string, c *config.Integration, o *Options, cs *core
 			return nil, err
 		}
 	}
+	if in.validator, err = buildValidator(name, cfg, c, o, specs); err != nil {
+		return nil, err
+	}
 	if rl := c.RateLimit; rl != nil && rl.Global {
 		in.global, in.globalRate, in.globalPerCaller, in.globalBurst = true, rl.Rate.PerSecond, rl.PerCaller.PerSecond, rl.Burst
 	}
@@ -169,5 +176,7 @@ func Validate(cfg *config.Config) error {
 	for _, k := range rt.cores {
 		k.base.CloseIdleConnections()
 	}
-	return nil
+	return missingOperations(cfg, specCache{})
 }
+
+func joinErrors(errs []error) error { return errors.Join(errs...) }

@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/portcullis-dev/portcullis/internal/anomaly"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/store"
+	"github.com/portcullis-dev/portcullis/internal/validate"
 )
 
 // CredentialFactory builds the `inject` layer of an integration's outbound
@@ -33,8 +35,18 @@ type Options struct {
 	Store store.Store
 	// Faults wraps the base transport of each integration (chaos drills).
 	Faults func(http.RoundTripper) http.RoundTripper
+	// Events receives anomaly events (validation failures, drift); nil drops them.
+	Events func(anomaly.Event)
+	// ValidationMetrics counts response validations; nil: not counted.
+	ValidationMetrics *validate.Metrics
 	// Resolver resolves vendor names at dial time (tests); nil: the system's.
 	Resolver *net.Resolver
+}
+
+func (o *Options) emit(e anomaly.Event) {
+	if o.Events != nil {
+		o.Events(e)
+	}
 }
 
 func (o *Options) defaults() {

@@ -75,18 +75,23 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 	}
 	resp.Header.Del("Set-Cookie")
 	resp.Header.Del(headerRequestID)
-	if in.stale != nil && resp.Request.Method == http.MethodGet {
-		if resp.StatusCode >= 500 {
-			// The vendor failed: a cached answer beats its error page.
-			if _, _, ok := in.stale.Get(resp.Request.Context(), ob.staleKey()); ok {
-				return errVendorFailed
-			}
-		} else if in.stale.Cacheable(http.MethodGet, resp.StatusCode, resp.Header) {
-			in.stale.Capture(resp.Request.Context(), ob.staleKey(), resp)
+	staleGET := in.stale != nil && resp.Request.Method == http.MethodGet
+	if staleGET && resp.StatusCode >= 500 {
+		// The vendor failed: a cached answer beats its error page.
+		if _, _, ok := in.stale.Get(resp.Request.Context(), ob.staleKey()); ok {
+			return errVendorFailed
 		}
 	}
-	if resp.Body != nil && resp.Body != http.NoBody {
+	if in.validator != nil {
+		if err := in.validateResponse(resp, ob); err != nil {
+			return err
+		}
+	} else if resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = &limitedBody{rc: resp.Body, left: in.maxResp, rec: ob.rec}
+	}
+	// Only an answer that passed validation is kept for the stale fallback.
+	if staleGET && resp.StatusCode < 500 && in.stale.Cacheable(http.MethodGet, resp.StatusCode, resp.Header) {
+		in.stale.Capture(resp.Request.Context(), ob.staleKey(), resp)
 	}
 	return nil
 }

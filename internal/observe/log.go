@@ -34,6 +34,7 @@ const (
 	KeyScopes          = "granted_scopes"
 	KeyVendorRateLimit = "vendor_ratelimit"
 	KeyAuth            = "auth"
+	KeyValidation      = "validation"
 )
 
 // NewLogger returns a JSON (or text) logger at level whose every string

@@ -34,6 +34,7 @@ type Record struct {
 	CredVersion     string
 	Scopes          []string
 	VendorRateLimit string
+	Validation      string // public text of a response validation failure
 
 	mu sync.Mutex // guards the fields set from the transport goroutine
 }
@@ -137,6 +138,9 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	}
 	if len(r.Scopes) > 0 {
 		attrs = append(attrs, slog.Any(KeyScopes, r.Scopes))
+	}
+	if r.Validation != "" {
+		attrs = append(attrs, slog.String(KeyValidation, r.Validation))
 	}
 	if r.VendorRateLimit != "" {
 		attrs = append(attrs, slog.String(KeyVendorRateLimit, r.VendorRateLimit))

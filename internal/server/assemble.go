@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portcullis-dev/portcullis/internal/anomaly"
 	"github.com/portcullis-dev/portcullis/internal/chaos"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
@@ -23,6 +25,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
+	"github.com/portcullis-dev/portcullis/internal/validate"
 )
 
 // assembly is one running gateway with its collaborators.
@@ -43,6 +46,8 @@ type assembly struct {
 	selfAddrs  atomic.Pointer[[]string] // bound listener addresses, set by Run
 	chaos      *chaos.Injector
 	series     *dashboard.Series
+	hub        *anomaly.Hub
+	detector   *anomaly.Detector
 	closers    []func()
 }
 
@@ -68,19 +73,52 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 	a.usage = newUsageWriter(st, log)
 	a.closers = append(a.closers, a.usage.close)
 	a.series = dashboard.NewSeries(nil)
+	hub, err := anomaly.NewHub(cfg.Alerts.Sinks, log, a.metrics.Registry, nil)
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	a.hub = hub
+	a.closers = append(a.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hub.Close(ctx)
+	})
+	a.detector = anomaly.NewDetector(anomaly.Config{}, nil, hub)
+	tickCtx, stopTick := context.WithCancel(context.Background())
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-tickCtx.Done():
+				return
+			case now := <-t.C:
+				a.detector.Tick(now)
+			}
+		}
+	}()
+	a.closers = append(a.closers, stopTick)
+	vm, err := validate.NewMetrics(a.metrics.Registry)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
 	a.chaos = chaos.NewInjector(nil, cfg.Chaos.Enabled, nil, chaos.WithLogger(log), chaos.WithRegistry(a.metrics.Registry))
 	if err := a.chaos.Load(cfg.Chaos.Faults); err != nil {
 		a.close()
 		return nil, fmt.Errorf("chaos.faults: %w", err)
 	}
 	gw, err := gateway.New(cfg, gateway.Options{
-		Faults:      a.chaos.Wrap,
-		Logger:      log,
-		Metrics:     a.metrics,
-		Credentials: a.credentialFactory(),
-		Store:       st,
-		OnRecord:    a.onRecord,
-		Status:      a.credentialStatus,
+		Faults:            a.chaos.Wrap,
+		Events:            hub.Emit,
+		ValidationMetrics: vm,
+		Logger:            log,
+		Metrics:           a.metrics,
+		Credentials:       a.credentialFactory(),
+		Store:             st,
+		OnRecord:          a.onRecord,
+		Status:            a.credentialStatus,
 	})
 	if err != nil {
 		a.close()
@@ -204,6 +242,8 @@ func (a *assembly) credentialFactory() gateway.CredentialFactory {
 		t := &credential.Transport{Base: base, Injector: inj, Integration: name, Logger: a.log,
 			OnRevoked: func(integration string) {
 				a.log.Error("vendor credential revoked: the vendor refused it twice after a refresh", "integration", integration)
+				a.hub.Emit(anomaly.Event{Kind: "credential_revoked", Integration: integration,
+					Message: "the vendor refused the credential twice, once after a refresh; calls answer credential_unavailable until it is rotated"})
 			}}
 		return t, inj.Refresh, nil
 	}
@@ -214,6 +254,10 @@ func (a *assembly) credentialFactory() gateway.CredentialFactory {
 func (a *assembly) onRecord(r *observe.Record) {
 	a.usage.record(r)
 	a.series.Observe(r)
+	if r.Attempts > 0 {
+		a.detector.Observe(anomaly.Sample{Integration: r.Integration, Route: r.Method + " " + r.Route, Caller: r.Caller,
+			Status: r.UpstreamStatus, Latency: r.UpstreamLatency, Bytes: r.BytesOut})
+	}
 }
 
 func (a *assembly) credentialStatus(name string) map[string]any {
@@ -272,12 +316,18 @@ func (a *assembly) adminHandler() http.Handler {
 		Series: a.series, Token: a.adminToken, Config: a.gw.Config, Usage: a.store,
 		QueueStats: func(ctx context.Context) (int, time.Time, error) { return a.store.Stats(ctx, fallback.QueueName) },
 		Chaos:      chaosAPI, Logger: a.log, Secure: true,
+		Anomalies: func(n int) any { return a.hub.Recent(n) },
 	})
 	return a.gw.AdminHandler(gateway.AdminOptions{Token: a.adminToken, Ready: a.store.Ping,
 		Extend: func(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
 			h := protect(chaosAPI)
 			mux.Handle("/api/v1/chaos", h)
 			mux.Handle("/api/v1/chaos/", h)
+			mux.Handle("GET /api/v1/anomalies", protect(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Cache-Control", "no-store")
+				_ = json.NewEncoder(w).Encode(map[string]any{"anomalies": a.hub.Recent(200)})
+			})))
 			d.Mount(mux, protect)
 		}})
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/anomaly"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/secret"
@@ -99,5 +100,6 @@ func (w *webhooks) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 // event receives alert events (webhook bursts, revoked credentials, ...).
 func (a *assembly) event(e webhook.Event) {
-	a.log.Warn("alert", "kind", e.Kind, "webhook", e.Webhook, "source", e.Source, "count", e.Count, "detail", e.Detail)
+	a.hub.Emit(anomaly.Event{Kind: anomaly.Kind(e.Kind), Route: "webhook " + e.Webhook, Time: e.Time,
+		Message: fmt.Sprintf("webhook %s: %s (%d in %s)", e.Webhook, e.Detail, e.Count, e.Window)})
 }

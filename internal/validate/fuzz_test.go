@@ -1,0 +1,169 @@
+package validate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzScanJSON checks the pre-scan against a reference built on
+// encoding/json's tokenizer: for valid JSON, scanJSON must refuse exactly the
+// documents that are too deep or repeat a key in one object.
+func FuzzScanJSON(f *testing.F) {
+	for _, tc := range checkCases() {
+		f.Add([]byte(tc.body), 4)
+	}
+	f.Add([]byte(`{"a":[{"b":1},{"b":1}]}`), 3)
+	f.Add([]byte(`{"a":1,"\u0061":2}`), 2)
+	f.Add([]byte(`[[[[[[]]]]]]`), 5)
+	f.Add([]byte(`{"a\\"":1,"a\"":2}`), 2)
+	f.Fuzz(func(t *testing.T, body []byte, maxDepth int) {
+		if maxDepth < 1 || maxDepth > 40 {
+			return
+		}
+		got := scanJSON(body, maxDepth)
+		if !json.Valid(body) || !utf8.Valid(body) {
+			return // the scan may say anything; json.Unmarshal refuses it next
+		}
+		depth, dup := reference(t, body)
+		switch {
+		case depth > maxDepth:
+			if got == nil || got.reason != ReasonTooDeep {
+				t.Fatalf("depth %d > %d: scanJSON = %+v, want too_deep", depth, maxDepth, got)
+			}
+		case dup:
+			if got == nil || got.rule != "duplicate key" {
+				t.Fatalf("duplicate key: scanJSON = %+v, want duplicate key", got)
+			}
+		case got != nil:
+			t.Fatalf("valid document (depth %d): scanJSON = %+v, want nil", depth, got)
+		}
+	})
+}
+
+// reference returns a document's maximum nesting depth and whether any
+// object repeats a key, using encoding/json's tokenizer. When the document
+// is too deep and also repeats a key, depth wins only if the deep part comes
+// first, so reference stops at the first finding, like scanJSON does.
+func reference(t *testing.T, body []byte) (depth int, dup bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type level struct {
+		object, wantKey bool
+		keys            map[string]bool
+	}
+	var stack []level
+	maxDepth := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return maxDepth, false
+		}
+		if err != nil {
+			t.Fatalf("reference tokenizer: %v", err)
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if n := len(stack); n > 0 && stack[n-1].object {
+					stack[n-1].wantKey = true
+				}
+				stack = append(stack, level{object: v == '{', wantKey: true, keys: map[string]bool{}})
+				if len(stack) > maxDepth {
+					maxDepth = len(stack)
+				}
+			default:
+				stack = stack[:len(stack)-1]
+				if n := len(stack); n > 0 && stack[n-1].object {
+					stack[n-1].wantKey = true
+				}
+			}
+			continue
+		case string:
+			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+				if stack[n-1].keys[v] {
+					return maxDepth, true
+				}
+				stack[n-1].keys[v] = true
+				stack[n-1].wantKey = false
+				continue
+			}
+		}
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantKey = true
+		}
+	}
+}
+
+// FuzzCheckNeverEchoesValues feeds arbitrary bodies to Check and asserts
+// that a violation never repeats a string value from the body that the spec
+// does not itself contain: violations are safe to show and log.
+func FuzzCheckNeverEchoesValues(f *testing.F) {
+	spec := mustLoad(f, "testdata/pets30.yaml")
+	v := New(spec, ModeEnforce, 8, 1<<16)
+	raw, err := os.ReadFile("testdata/pets30.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	specText := string(raw)
+	for _, tc := range checkCases() {
+		f.Add(tc.body, "/v1/pets/{id}")
+	}
+	f.Add(`{"id":1,"name":"Rex","kind":"dog","weight_kg":1,"born":"2020-01-02","owner":{"name":"A","jane.doe@example.com":"x"}}`, "/v1/pets/{id}")
+	f.Add(`{"data":[{"id":"secretvalue"}],"has_more":"SSN-123-45-6789"}`, "/v1/pets")
+	f.Fuzz(func(t *testing.T, body, route string) {
+		viol := v.Check("GET", route, 200, jsonHeader(), []byte(body))
+		if viol == nil {
+			return
+		}
+		detail := viol.Detail()
+		values, keys := stringsIn(body)
+		for _, k := range keys {
+			// Identifier-like keys may be named in a path; other keys not.
+			if !identifierOrIndex(k) {
+				values = append(values, k)
+			}
+		}
+		for _, s := range values {
+			// Spec text (enum values, patterns, names) may appear; values
+			// from the body may not.
+			if len(s) < 4 || strings.Contains(specText, s) || strings.Contains(route, s) {
+				continue
+			}
+			if strings.Contains(detail, s) {
+				t.Fatalf("violation %q repeats body value %q", detail, s)
+			}
+		}
+	})
+}
+
+// stringsIn returns the string values and the keys of a JSON document.
+func stringsIn(body string) (values, keys []string) {
+	var v any
+	if json.Unmarshal([]byte(body), &v) != nil {
+		return nil, nil
+	}
+	var walk func(any)
+	walk = func(x any) {
+		switch t := x.(type) {
+		case string:
+			values = append(values, t)
+		case []any:
+			for _, e := range t {
+				walk(e)
+			}
+		case map[string]any:
+			for k, e := range t {
+				keys = append(keys, k)
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return values, keys
+}
