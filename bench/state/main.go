@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -37,7 +38,7 @@ import (
 type options struct {
 	bin, redisAddr, dir, gatewayCPU string
 	warmup, window, idle            time.Duration
-	conns, calibrate                int
+	conns, calibrate, rounds        int
 	rate                            float64
 }
 
@@ -52,6 +53,7 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 5*time.Second, "how long the idle replica's Redis calls are counted")
 	flag.IntVar(&o.conns, "conns", 32, "connections of the peak (closed-loop) runs")
 	flag.IntVar(&o.calibrate, "calibrate", 2000, "sequential calls counted with MONITOR")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; the targets take turns in each, and the report shows every round and the median")
 	flag.Float64Var(&o.rate, "rate", 500, "requests/second of the fixed-rate (open-loop) runs")
 	flag.Parse()
 	if err := run(o, os.Stdout); err != nil {
@@ -63,8 +65,9 @@ func main() {
 // row is one line of the report.
 type row struct {
 	name        string
+	round       int
 	peak, fixed result
-	redis       *redisCost
+	redis       *redisCost // first round only
 }
 
 // redisCost is what the Redis backend asked of Redis.
@@ -95,22 +98,26 @@ func run(o options, out io.Writer) error {
 	}
 
 	direct := newLoader("http://"+up.Addr().String()+"/v1/items/42", "", o.conns)
-	rows := []row{{name: "direct (no gateway)", peak: direct.closed(o.conns, o.warmup, o.window), fixed: direct.open(o.rate, 64, o.window)}}
-	for _, backend := range []string{"memory", "redis"} {
-		if err := rdb.FlushAll(ctx).Err(); err != nil {
-			return err
+	var rows []row
+	for round := 1; round <= o.rounds; round++ {
+		rows = append(rows, row{name: "direct (no gateway)", round: round,
+			peak: direct.closed(o.conns, o.warmup, o.window), fixed: direct.open(o.rate, 64, o.window)})
+		for _, backend := range []string{"memory", "redis"} {
+			if err := rdb.FlushAll(ctx).Err(); err != nil {
+				return err
+			}
+			gw, err := startGateway(o, backend, up.Addr().String(), hash)
+			if err != nil {
+				return err
+			}
+			r, err := measure(ctx, o, rdb, gw, tok, backend == "redis" && round == 1)
+			gw.stop()
+			if err != nil {
+				return fmt.Errorf("%s: %w (gateway log: %s)", backend, err, gw.log)
+			}
+			r.name, r.round = map[string]string{"memory": "embedded (memory + bbolt)", "redis": "redis"}[backend], round
+			rows = append(rows, r)
 		}
-		gw, err := startGateway(o, backend, up.Addr().String(), hash)
-		if err != nil {
-			return err
-		}
-		r, err := measure(ctx, o, rdb, gw, tok, backend == "redis")
-		gw.stop()
-		if err != nil {
-			return fmt.Errorf("%s: %w (gateway log: %s)", backend, err, gw.log)
-		}
-		r.name = map[string]string{"memory": "embedded (memory + bbolt)", "redis": "redis"}[backend]
-		rows = append(rows, r)
 	}
 	report(out, o, rows)
 	return nil
@@ -338,16 +345,58 @@ func freePort() string {
 
 func report(out io.Writer, o options, rows []row) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
-	fmt.Fprintf(out, "\nState backends, rate_limit.global on (peak: %d connections, %s; fixed rate: %.0f req/s, %s)\n\n",
-		o.conns, o.window, o.rate, o.window)
+	fmt.Fprintf(out, "\nState backends, rate_limit.global on (peak: %d connections, %s; fixed rate: %.0f req/s, %s; %d rounds)\n\n",
+		o.conns, o.window, o.rate, o.window, o.rounds)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "backend\tpeak req/s\tpeak p50 ms\tpeak p99 ms\tfixed p50 ms\tfixed p99 ms\tadded p50 ms\tadded p99 ms\t")
-	base := rows[0].fixed
+	fmt.Fprintln(tw, "backend\tround\tpeak req/s\tpeak p50 ms\tpeak p99 ms\tfixed p50 ms\tfixed p99 ms\tadded p50 ms\tadded p99 ms\t")
+	base := map[int]result{}
+	byName := map[string][]row{}
+	var names []string
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.name, r.peak.RPS, ms(r.peak.P50), ms(r.peak.P99),
-			ms(r.fixed.P50), ms(r.fixed.P99), ms(r.fixed.P50-base.P50), ms(r.fixed.P99-base.P99))
+		if r.round == 1 {
+			names = append(names, r.name)
+		}
+		if _, ok := base[r.round]; !ok {
+			base[r.round] = r.fixed // the direct row opens each round
+		}
+		byName[r.name] = append(byName[r.name], r)
+	}
+	line := func(name, round string, peak float64, d ...time.Duration) {
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t", name, round, peak)
+		for _, v := range d {
+			fmt.Fprintf(tw, "%s\t", ms(v))
+		}
+		fmt.Fprintln(tw)
+	}
+	for _, name := range names {
+		for _, r := range byName[name] {
+			b := base[r.round]
+			line(name, fmt.Sprint(r.round), r.peak.RPS, r.peak.P50, r.peak.P99, r.fixed.P50, r.fixed.P99, r.fixed.P50-b.P50, r.fixed.P99-b.P99)
+		}
+	}
+	// Medians, column by column; added is the median of the per-round differences.
+	for _, name := range names {
+		rs := byName[name]
+		med := func(f func(r row) float64) float64 {
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = f(r)
+			}
+			slices.Sort(v)
+			return v[len(v)/2]
+		}
+		dur := func(f func(r row) time.Duration) time.Duration {
+			return time.Duration(med(func(r row) float64 { return float64(f(r)) }))
+		}
+		line(name, "median", med(func(r row) float64 { return r.peak.RPS }),
+			dur(func(r row) time.Duration { return r.peak.P50 }), dur(func(r row) time.Duration { return r.peak.P99 }),
+			dur(func(r row) time.Duration { return r.fixed.P50 }), dur(func(r row) time.Duration { return r.fixed.P99 }),
+			dur(func(r row) time.Duration { return r.fixed.P50 - base[r.round].P50 }),
+			dur(func(r row) time.Duration { return r.fixed.P99 - base[r.round].P99 }))
 	}
 	tw.Flush()
+	fmt.Fprintln(out, "\nadded = fixed-rate latency through the gateway minus calling the upstream directly in the same round;")
+	fmt.Fprintln(out, "median rows: the median of each column over the rounds.")
 	for _, r := range rows {
 		c := r.redis
 		if c == nil {
@@ -368,6 +417,5 @@ func report(out io.Writer, o options, rows []row) {
 			fmt.Fprintf(out, "  %-28s %.2f\n", k, c.idlePerSec[k])
 		}
 	}
-	fmt.Fprintln(out, "\nadded = fixed-rate latency through the gateway minus calling the upstream directly.")
 	fmt.Fprintln(out, strings.Repeat("-", 20))
 }

@@ -9,7 +9,7 @@
 # It starts its own redis-server on 127.0.0.1:19390 (no persistence), which
 # it FLUSHALLs and stops on exit; it never touches the test Redis (6390).
 # Knobs: BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNS (32),
-# BENCH_RATE (500 req/s), BENCH_CALIBRATE (2000 calls), BENCH_IDLE (5s).
+# BENCH_RATE (500 req/s), BENCH_CALIBRATE (2000 calls), BENCH_IDLE (5s), BENCH_ROUNDS (3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -56,6 +56,6 @@ done
 	"${pin_load[@]}" "$dir/bin/statebench" -portcullis "$dir/bin/portcullis" -redis "127.0.0.1:$port" \
 		-dir "$dir/run" -gateway-cpu "$gateway_cpu" \
 		-duration "${BENCH_DURATION:-10s}" -warmup "${BENCH_WARMUP:-2s}" -conns "${BENCH_CONNS:-32}" \
-		-rate "${BENCH_RATE:-500}" -calibrate "${BENCH_CALIBRATE:-2000}" -idle "${BENCH_IDLE:-5s}"
+		-rate "${BENCH_RATE:-500}" -calibrate "${BENCH_CALIBRATE:-2000}" -idle "${BENCH_IDLE:-5s}" -rounds "${BENCH_ROUNDS:-3}"
 	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$dir/report.txt"

@@ -205,8 +205,9 @@ func tally(outs []outcome, from, to time.Time) (map[string]int, []time.Duration)
 	return n, took
 }
 
-// sharedRedis returns PORTCULLIS_REDIS_URL switched to database db, emptied.
-func sharedRedis(t *testing.T, db int) string {
+// testRedis returns PORTCULLIS_REDIS_URL; without it the test is skipped,
+// or fails under PORTCULLIS_REQUIRE_SERVERS=1.
+func testRedis(t *testing.T) string {
 	t.Helper()
 	raw := os.Getenv("PORTCULLIS_REDIS_URL")
 	if raw == "" {
@@ -215,7 +216,13 @@ func sharedRedis(t *testing.T, db int) string {
 		}
 		t.Skip("PORTCULLIS_REDIS_URL unset (scripts/test.sh sets it)")
 	}
-	u, err := url.Parse(raw)
+	return raw
+}
+
+// sharedRedis returns PORTCULLIS_REDIS_URL switched to database db, emptied.
+func sharedRedis(t *testing.T, db int) string {
+	t.Helper()
+	u, err := url.Parse(testRedis(t))
 	var opt *redis.Options
 	if err == nil {
 		u.Path = fmt.Sprint("/", db)
@@ -409,7 +416,7 @@ func TestReplicaKilledJobReclaimed(t *testing.T) {
 // fail_open, replica 2 fail_closed (state.on_redis_down.rate_limit), replica
 // 3 (fail_open) is probed with a burst, a webhook and a queued call.
 func TestReplicasWhenRedisGoesDown(t *testing.T) {
-	sharedRedis(t, 12) // the same gate as the other tests: skip or fail without the test Redis
+	testRedis(t) // scripts/start-redis.sh installed redis-server
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	var srv *exec.Cmd

@@ -28,6 +28,8 @@ type Config struct {
 	Alerts Alerts `yaml:"alerts"`
 	// Chaos enables fault injection (test environments only).
 	Chaos Chaos `yaml:"chaos"`
+	// Tracing exports OpenTelemetry spans (off by default).
+	Tracing Tracing `yaml:"tracing"`
 
 	// Path is the file the config was read from (not part of the file).
 	Path  string `yaml:"-"`
@@ -80,10 +82,10 @@ type State struct {
 
 // RedisDown is the per-concern behaviour while Redis is unreachable:
 // fail_open (keep serving with local state as the floor) or fail_closed.
+// Kill switches always keep the last state each replica read.
 type RedisDown struct {
-	RateLimit  string `yaml:"rate_limit"`
-	Replay     string `yaml:"replay"`
-	KillSwitch string `yaml:"kill_switch"`
+	RateLimit string `yaml:"rate_limit"`
+	Replay    string `yaml:"replay"`
 }
 
 // Log sets logging.
@@ -138,6 +140,9 @@ type Integration struct {
 	Proxy *Proxy `yaml:"proxy"`
 	// Vendor is the due-diligence record, checked by `portcullis audit`.
 	Vendor *Vendor `yaml:"vendor"`
+	// PropagateTrace sends a W3C traceparent to the vendor (off by default:
+	// a trace id tells a vendor which of its calls belong together).
+	PropagateTrace bool `yaml:"propagate_trace"`
 	// Justification explains why callers may write to a vendor holding pii
 	// or payment data (checked by `portcullis check`).
 	Justification string `yaml:"justification"`
@@ -239,8 +244,6 @@ type CircuitBreaker struct {
 	Window         Duration `yaml:"window"`
 	OpenFor        Duration `yaml:"open_for"`
 	HalfOpenProbes int      `yaml:"half_open_probes"`
-	// Shared keeps breaker state in the state store (Redis) for all replicas.
-	Shared bool `yaml:"shared"`
 }
 
 // RateLimit is a token bucket per integration and optionally per caller.
@@ -330,6 +333,18 @@ type Webhook struct {
 	RateLimit Rate `yaml:"rate_limit"`
 	// Schema is an optional JSON schema file for the event body.
 	Schema string `yaml:"schema"`
+}
+
+// Tracing configures OpenTelemetry. Spans carry integration, route
+// template, caller, status and error code; never paths, queries, headers
+// or bodies.
+type Tracing struct {
+	// OTLPEndpoint is an OTLP/HTTP collector URL, e.g. http://127.0.0.1:4318.
+	// Empty: no exporter (spans are not recorded).
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// SampleRatio is the share of new traces sampled (default 1; a caller's
+	// sampled traceparent is always followed).
+	SampleRatio float64 `yaml:"sample_ratio"`
 }
 
 // Alerts lists event sinks.

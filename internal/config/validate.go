@@ -122,7 +122,7 @@ func (v *validator) validate() {
 		v.errf("state.backend", "must be memory or redis (got %q)", c.State.Backend)
 	}
 	if d := c.State.OnRedisDown; d != nil {
-		for k, val := range map[string]string{"rate_limit": d.RateLimit, "replay": d.Replay, "kill_switch": d.KillSwitch} {
+		for k, val := range map[string]string{"rate_limit": d.RateLimit, "replay": d.Replay} {
 			if val != "" && val != "fail_open" && val != "fail_closed" {
 				v.errf("state.on_redis_down."+k, "must be fail_open or fail_closed")
 			}
@@ -144,6 +144,12 @@ func (v *validator) validate() {
 		v.warnf("integrations", "no integrations: the gateway will refuse every call")
 	}
 	v.webhooks()
+	if t := c.Tracing; t.OTLPEndpoint != "" {
+		v.url("tracing.otlp_endpoint", t.OTLPEndpoint, true)
+	}
+	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
+		v.errf("tracing.sample_ratio", "must be between 0 and 1")
+	}
 	for i, s := range c.Alerts.Sinks {
 		p := fmt.Sprintf("alerts.sinks[%d]", i)
 		if s == nil {

@@ -42,8 +42,11 @@ func (g *Gateway) AdminHandler(o AdminOptions) http.Handler {
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			if err := o.Ready(ctx); err != nil {
+				// The detail (addresses, errors) goes to the log only:
+				// this endpoint needs no token.
+				g.log.Warn("not ready", "cause", err)
 				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+				_, _ = w.Write([]byte("not ready: state store unreachable\n"))
 				return
 			}
 		}

@@ -38,16 +38,18 @@ type integration struct {
 	// queued holds "METHOD template" of routes that accept respond-async.
 	queued map[string]bool
 	// headers is the canonical request-header allowlist.
-	headers     []string
-	maxReq      int64
-	maxResp     int64
-	timeout     time.Duration
-	proxy       *httputil.ReverseProxy
-	core        *core
-	stale       *fallback.StaleCache // nil without fallback.stale_for
-	validator   *validate.Validator  // nil without validate (or mode off)
-	queue       bool
-	queueAlways bool
+	headers   []string
+	maxReq    int64
+	maxResp   int64
+	timeout   time.Duration
+	proxy     *httputil.ReverseProxy
+	core      *core
+	stale     *fallback.StaleCache // nil without fallback.stale_for
+	validator *validate.Validator  // nil without validate (or mode off)
+	// propagateTrace sends traceparent to the vendor.
+	propagateTrace bool
+	queue          bool
+	queueAlways    bool
 	// rate_limit.global, kept in the shared store.
 	global           bool
 	globalRate       float64
@@ -92,13 +94,14 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 	}
 	routes := make([]policy.Route, 0, len(c.Routes))
 	in := &integration{
-		name:     name,
-		upstream: up,
-		basePath: strings.TrimSuffix(up.EscapedPath(), "/"),
-		queued:   map[string]bool{},
-		maxReq:   c.Limits.MaxRequestBytes.N,
-		maxResp:  c.Limits.MaxResponseBytes.N,
-		timeout:  c.Timeouts.Request.D,
+		name:           name,
+		upstream:       up,
+		basePath:       strings.TrimSuffix(up.EscapedPath(), "/"),
+		queued:         map[string]bool{},
+		maxReq:         c.Limits.MaxRequestBytes.N,
+		maxResp:        c.Limits.MaxResponseBytes.N,
+		timeout:        c.Timeouts.Request.D,
+		propagateTrace: c.PropagateTrace,
 	}
 	for _, r := range c.Routes {
 		routes = append(routes, policy.Route{Method: r.Method, Path: r.Path, Callers: r.Callers})

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/observe"
@@ -33,14 +35,17 @@ type Gateway struct {
 	rt      atomic.Pointer[runtime]
 	cores   cores
 	// kill and queue live across reloads; nil without a store.
-	kill  *fallback.KillSwitch
-	queue *fallback.Queue
+	kill   *fallback.KillSwitch
+	queue  *fallback.Queue
+	tracer trace.Tracer
+	// globalDownUntil (unix ns) skips the shared rate limit after a failure.
+	globalDownUntil atomic.Int64
 }
 
 // New compiles cfg and returns a ready Gateway.
 func New(cfg *config.Config, o Options) (*Gateway, error) {
 	o.defaults()
-	g := &Gateway{log: o.Logger, metrics: o.Metrics, opts: o}
+	g := &Gateway{log: o.Logger, metrics: o.Metrics, opts: o, tracer: o.tracer()}
 	if o.Store != nil {
 		g.kill = fallback.NewKillSwitch(o.Store, nil, o.Logger)
 		g.queue = fallback.NewQueue(o.Store, fallback.QueueConfig{Headers: g.requestHeaders}, nil)
@@ -110,7 +115,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := g.rt.Load()
 	rec := &observe.Record{Start: time.Now(), Method: r.Method, RequestID: requestID(r.Header.Get(headerRequestID))}
 	w.Header().Set(headerRequestID, rec.RequestID)
-	ctx := observe.WithRecord(r.Context(), rec)
+	ctx, span := g.startSpan(r)
+	defer endSpan(span, rec)
+	ctx = observe.WithRecord(ctx, rec)
 	r = r.WithContext(ctx)
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {

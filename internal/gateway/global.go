@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/problem"
 	"github.com/portcullis-dev/portcullis/internal/resilience"
@@ -29,13 +30,17 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 		if burst <= 0 {
 			burst = 1
 		}
-		ok, wait, err := rl.Allow(ctx, key, rate, burst, timeNow())
+		if g.globalDownUntil.Load() > timeNow().UnixNano() {
+			return g.globalUnavailable(in, errStoreRecentlyDown)
+		}
+		// A shared limit that cannot answer quickly is treated as down: a
+		// Redis outage must not add seconds to every call.
+		actx, cancel := context.WithTimeout(ctx, globalLimitTimeout)
+		ok, wait, err := rl.Allow(actx, key, rate, burst, timeNow())
+		cancel()
 		if err != nil {
-			if in.globalFailClosed {
-				return problem.Wrap(problem.RateLimited, "the shared rate limit cannot be checked; retry later", err)
-			}
-			g.log.Debug("global rate limit unavailable; local limiter only", "integration", in.name, "cause", err)
-			return nil
+			g.globalDownUntil.Store(timeNow().Add(globalLimitBackoff).UnixNano())
+			return g.globalUnavailable(in, err)
 		}
 		if !ok {
 			pe := problem.Wrap(problem.RateLimited, "rate limit reached; retry later", errors.New("global limit"))
@@ -48,4 +53,24 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 		return err
 	}
 	return check("rl:"+in.name+":"+caller, in.globalPerCaller, in.globalBurst)
+}
+
+const (
+	// globalLimitTimeout bounds one shared-limit check.
+	globalLimitTimeout = 100 * time.Millisecond
+	// globalLimitBackoff is how long the store is skipped after it failed.
+	globalLimitBackoff = time.Second
+)
+
+var errStoreRecentlyDown = errors.New("shared store failed within the last second")
+
+// globalUnavailable applies on_redis_down.rate_limit.
+func (g *Gateway) globalUnavailable(in *integration, err error) error {
+	if in.globalFailClosed {
+		pe := problem.Wrap(problem.RateLimited, "the shared rate limit cannot be checked; retry later", err)
+		pe.RetryAfter = 1
+		return pe
+	}
+	g.log.Debug("global rate limit unavailable; local limiter only", "integration", in.name, "cause", err)
+	return nil
 }

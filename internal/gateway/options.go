@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portcullis-dev/portcullis/internal/anomaly"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/observe"
@@ -39,6 +41,8 @@ type Options struct {
 	Events func(anomaly.Event)
 	// ValidationMetrics counts response validations; nil: not counted.
 	ValidationMetrics *validate.Metrics
+	// Tracer records one span per request; nil: no tracing.
+	Tracer trace.Tracer
 	// Resolver resolves vendor names at dial time (tests); nil: the system's.
 	Resolver *net.Resolver
 }

@@ -50,6 +50,11 @@ func (in *integration) rewrite(pr *httputil.ProxyRequest) {
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = []string{"portcullis"}
 	}
+	delete(h, "Traceparent")
+	delete(h, "Tracestate")
+	if in.propagateTrace {
+		injectTrace(pr.In.Context(), h)
+	}
 	o.Header = h
 }
 

@@ -109,7 +109,14 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 		a.close()
 		return nil, fmt.Errorf("chaos.faults: %w", err)
 	}
+	tracer, stopTracer, err := newTracer(cfg.Tracing)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.closers = append(a.closers, stopTracer)
 	gw, err := gateway.New(cfg, gateway.Options{
+		Tracer:            tracer,
 		Faults:            a.chaos.Wrap,
 		Events:            hub.Emit,
 		ValidationMetrics: vm,
