@@ -23,9 +23,9 @@ func (v *validator) add(sev Severity, path, format string, args ...any) {
 func (v *validator) errf(path, format string, args ...any)  { v.add(Error, path, format, args...) }
 func (v *validator) warnf(path, format string, args ...any) { v.add(Warning, path, format, args...) }
 
-type scalarErr interface{ scalarError() (error, int) }
+type scalarErr interface{ scalarError() (int, error) }
 
-func (s scalar) scalarError() (error, int) { return s.err, s.line }
+func (s scalar) scalarError() (int, error) { return s.line, s.err }
 
 var scalarIface = reflect.TypeOf((*scalarErr)(nil)).Elem()
 
@@ -33,7 +33,7 @@ var scalarIface = reflect.TypeOf((*scalarErr)(nil)).Elem()
 // to parse, walking the structs by their yaml tags to name each path.
 func (v *validator) scalars(rv reflect.Value, path string) {
 	if rv.Type().Implements(scalarIface) {
-		if err, line := rv.Interface().(scalarErr).scalarError(); err != nil {
+		if line, err := rv.Interface().(scalarErr).scalarError(); err != nil {
 			v.problems = append(v.problems, Problem{Path: path, Line: line, Msg: err.Error()})
 		}
 		return

@@ -46,7 +46,7 @@ func TestTracing(t *testing.T) {
 			}
 			attrs := map[string]string{}
 			for _, kv := range s.Attributes() {
-				attrs[string(kv.Key)] = kv.Value.Emit()
+				attrs[string(kv.Key)] = kv.Value.String()
 			}
 			if attrs["portcullis.route"] != "/v1/charges/{id}" || attrs["portcullis.caller"] != "billing" || attrs["http.response.status_code"] != "200" {
 				t.Errorf("span attributes = %v", attrs)
