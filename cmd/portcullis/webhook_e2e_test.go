@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,8 +38,9 @@ func TestWebhookEndToEnd(t *testing.T) {
 	const vendorSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	const internalSecret = "whsec_aW50ZXJuYWwtc2VjcmV0LWZvci10ZXN0cw=="
 	whAddr, recvAddr := freeAddr(t), freeAddr(t)
-	p := startServe(t, fmt.Sprintf(webhookConfig, whAddr, recvAddr),
-		"E2E_WHSEC="+vendorSecret, "E2E_INTERNAL_WHSEC="+internalSecret)
+	dir := t.TempDir()
+	env := []string{"E2E_WHSEC=" + vendorSecret, "E2E_INTERNAL_WHSEC=" + internalSecret}
+	p := startServeIn(t, dir, "", "", fmt.Sprintf(webhookConfig, whAddr, recvAddr), env...)
 
 	cfgWH := &config.Webhook{Scheme: "standard"}
 	v, err := webhook.NewVerifier(cfgWH)
@@ -81,6 +83,17 @@ func TestWebhookEndToEnd(t *testing.T) {
 		if resp.StatusCode != 401 {
 			t.Errorf("tampered webhook: %d, want 401", resp.StatusCode)
 		}
+	}
+
+	// The gateway restarts while the receiver is still down: the accepted
+	// webhook is on disk, not in memory.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	p = startServeIn(t, dir, p.caller, p.admin, fmt.Sprintf(webhookConfig, whAddr, recvAddr), env...)
+	if code := send(); code != 401 {
+		t.Errorf("replay after restart: %d, want 401 (replay ids are durable)", code)
 	}
 
 	// The receiver was down; it comes back now.
