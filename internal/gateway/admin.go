@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -57,6 +58,10 @@ func (g *Gateway) AdminHandler(o AdminOptions) http.Handler {
 	mux.Handle("POST /api/v1/integrations/{name}/refresh-credentials", protect(http.HandlerFunc(g.refreshCredentials)))
 	mux.Handle("POST /api/v1/integrations/{name}/disable", protect(g.killSwitch(true)))
 	mux.Handle("POST /api/v1/integrations/{name}/enable", protect(g.killSwitch(false)))
+	// Profiles, for the people who own the process; behind the admin token.
+	mux.Handle("GET /debug/pprof/", protect(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", protect(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", protect(http.HandlerFunc(pprof.Trace)))
 	if o.Extend != nil {
 		o.Extend(mux, protect)
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
@@ -48,3 +50,29 @@ func BenchmarkRequestLogLine(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestBufferedWriterFlushes(t *testing.T) {
+	var mu syncBuf
+	w := NewBufferedWriter(&mu, 20*time.Millisecond)
+	w.Write([]byte("line 1\n"))
+	deadline := time.Now().Add(2 * time.Second)
+	for mu.String() != "line 1\n" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if mu.String() != "line 1\n" {
+		t.Fatalf("periodic flush did not happen: %q", mu.String())
+	}
+	w.Write([]byte("line 2\n"))
+	w.Close()
+	if mu.String() != "line 1\nline 2\n" {
+		t.Errorf("Close did not flush: %q", mu.String())
+	}
+}
+
+type syncBuf struct {
+	sync.Mutex
+	b bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.Lock(); defer s.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.Lock(); defer s.Unlock(); return s.b.String() }

@@ -48,7 +48,9 @@ func Run(ctx context.Context, o Options) error {
 		o.LogOutput = os.Stderr
 	}
 	scrub := secret.NewScrubber()
-	log := observe.NewLogger(o.LogOutput, cfg.Log.Level, cfg.Log.Format, scrub)
+	logOut := observe.NewBufferedWriter(o.LogOutput, 100*time.Millisecond)
+	defer logOut.Close()
+	log := observe.NewLogger(logOut, cfg.Log.Level, cfg.Log.Format, scrub)
 	for _, w := range warnings {
 		log.Warn("config warning", "path", w.Path, "line", w.Line, "problem", w.Msg)
 	}
