@@ -497,8 +497,10 @@ func TestReplicasWhenRedisGoesDown(t *testing.T) {
 	up := time.Now()
 	startRedis()
 	green := ready("200")
-	recovered := time.Now()
-	time.Sleep(time.Second)
+	// Shared limits come back once each replica's prober (every 100 ms)
+	// sees the store answer; give that half a second after readiness.
+	recovered := time.Now().Add(500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 	close(stop)
 	samples := wait()
 

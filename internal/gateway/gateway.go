@@ -38,8 +38,10 @@ type Gateway struct {
 	kill   *fallback.KillSwitch
 	queue  *fallback.Queue
 	tracer trace.Tracer
-	// globalDownUntil (unix ns) skips the shared rate limit after a failure.
-	globalDownUntil atomic.Int64
+	// globalDown skips the shared rate limit while the store is down;
+	// globalProbing guards the single prober that clears it.
+	globalDown    atomic.Bool
+	globalProbing atomic.Bool
 }
 
 // New compiles cfg and returns a ready Gateway.

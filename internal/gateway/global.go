@@ -30,8 +30,8 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 		if burst <= 0 {
 			burst = 1
 		}
-		if g.globalDownUntil.Load() > timeNow().UnixNano() {
-			return g.globalUnavailable(in, errStoreRecentlyDown)
+		if g.globalDown.Load() {
+			return g.globalUnavailable(in, errStoreDown)
 		}
 		// A shared limit that cannot answer quickly is treated as down: a
 		// Redis outage must not add seconds to every call.
@@ -39,7 +39,7 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 		ok, wait, err := rl.Allow(actx, key, rate, burst, timeNow())
 		cancel()
 		if err != nil {
-			g.globalDownUntil.Store(timeNow().Add(globalLimitBackoff).UnixNano())
+			g.markGlobalDown()
 			return g.globalUnavailable(in, err)
 		}
 		if !ok {
@@ -58,11 +58,36 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 const (
 	// globalLimitTimeout bounds one shared-limit check.
 	globalLimitTimeout = 100 * time.Millisecond
-	// globalLimitBackoff is how long the store is skipped after it failed.
-	globalLimitBackoff = time.Second
+	// globalProbeEvery is how often a down store is pinged until it answers.
+	globalProbeEvery = 100 * time.Millisecond
 )
 
-var errStoreRecentlyDown = errors.New("shared store failed within the last second")
+var errStoreDown = errors.New("shared store down; waiting for it to answer a ping")
+
+// markGlobalDown stops asking the store on the request path and starts one
+// prober that pings it until it answers, then lets requests use it again:
+// during an outage callers pay no timeout, and recovery follows within a
+// probe interval.
+func (g *Gateway) markGlobalDown() {
+	g.globalDown.Store(true)
+	if g.globalProbing.Swap(true) {
+		return
+	}
+	go func() {
+		defer g.globalProbing.Store(false)
+		for {
+			time.Sleep(globalProbeEvery)
+			ctx, cancel := context.WithTimeout(context.Background(), globalLimitTimeout)
+			err := g.opts.Store.Ping(ctx)
+			cancel()
+			if err == nil {
+				g.globalDown.Store(false)
+				g.log.Info("shared state store answers again; global rate limits back on")
+				return
+			}
+		}
+	}()
+}
 
 // globalUnavailable applies on_redis_down.rate_limit.
 func (g *Gateway) globalUnavailable(in *integration, err error) error {
