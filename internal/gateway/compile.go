@@ -181,5 +181,3 @@ func Validate(cfg *config.Config) error {
 	}
 	return missingOperations(cfg, specCache{})
 }
-
-func joinErrors(errs []error) error { return errors.Join(errs...) }

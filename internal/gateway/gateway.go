@@ -62,9 +62,6 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	return g, nil
 }
 
-// timeNow is the wall clock; stores with their own clock ignore it.
-var timeNow = time.Now
-
 // requestHeaders is an integration's request-header allowlist, for the queue.
 func (g *Gateway) requestHeaders(name string) []string {
 	if in, ok := g.rt.Load().integrations[name]; ok {

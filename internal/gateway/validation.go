@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,10 +78,7 @@ func missingOperations(cfg *config.Config, specs specCache) error {
 			errs = append(errs, fmt.Errorf("integrations.%s.routes: %s %s has no operation in %s, so validate.mode enforce would refuse every response", name, m.Method, m.Path, c.Validate.OpenAPI))
 		}
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return joinErrors(errs)
+	return errors.Join(errs...)
 }
 
 // validateResponse reads the (bounded) body, checks it against the spec
