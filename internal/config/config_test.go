@@ -71,6 +71,7 @@ func TestErrors(t *testing.T) {
 		{"upstream-userinfo", strings.Replace(base, "https://api.payments.example", "https://u:p@api.payments.example", 1), "must not carry user:password", 6},
 		{"retry-attempts", base + "    retry: {attempts: 50}\n", "retry.attempts: must be 1..10", 12},
 		{"redis-without-url", base + "state: {backend: redis}\n", "state.redis_url: required", 0},
+		{"reserved-integration-name", strings.Replace(base, "  payments:\n", "  jobs:\n", 1), `"jobs" is reserved`, 5},
 		{"vault-ref-not-kv2", strings.Replace(base, "secret: env:PAY_KEY", "secret: vault:secret/payments#k", 1), "KV v2", 8},
 	}
 	for _, tt := range tests {

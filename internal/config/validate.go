@@ -218,6 +218,9 @@ func (v *validator) integration(name string, in *Integration) {
 	if !reName.MatchString(name) {
 		v.errf(p, "integration name must be lower-case letters, digits, _ and - (it is the first path segment)")
 	}
+	if name == "jobs" {
+		v.errf(p, `"jobs" is reserved: GET /jobs/{id} serves queued calls; pick another name`)
+	}
 	if in == nil {
 		v.errf(p, "empty integration")
 		return
