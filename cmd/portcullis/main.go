@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/drill"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
 	"github.com/portcullis-dev/portcullis/internal/lint"
+	"github.com/portcullis-dev/portcullis/internal/server"
 )
 
 // version is set with -ldflags "-X main.version=…".
@@ -27,7 +28,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the gateway (SIGHUP or a config file change: hot reload)", runServe},
-		"check":   {"validate a config and lint it for security problems (text, json, sarif)", lint.NewCommand(gateway.Validate)},
+		"check":   {"validate a config and lint it for security problems (text, json, sarif)", lint.NewResolvingCommand(gateway.Validate, server.ResolveSecrets)},
 		"audit":   {"audit credentials, access, vendor reviews and SLAs; audit sdks PATH...", audit.Command},
 		"chaos":   {"chaos start|stop|list: fault injection through the admin API", chaos.Command},
 		"drill":   {"run a drill scenario against a running gateway and report what engaged", drill.Command},
