@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/problem"
@@ -210,6 +211,12 @@ func (t *tunnel) pipe(dst, src net.Conn) (int64, string) {
 			}
 		case errors.Is(err, net.ErrClosed):
 			return total, ""
+		case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+			// A peer that resets instead of half-closing (common for TLS
+			// clients tearing down an idle connection) has finished all the
+			// same: count it as the end of the tunnel, not as a failure.
+			t.closeAll()
+			return total, CloseEOF
 		default:
 			t.closeAll()
 			return total, CloseError
