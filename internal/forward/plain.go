@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 
+	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 )
 
@@ -65,15 +66,15 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request, ev *event) er
 	defer cancel()
 	ctx = context.WithValue(ctx, plainKey{}, &plainState{target: t, transport: rt, ev: ev})
 
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &observe.StatusWriter{ResponseWriter: w}
 	body := &countingReader{r: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
 	p.rp.ServeHTTP(cw, r.WithContext(ctx))
-	ev.bytesIn, ev.bytesOut = body.n, cw.n
+	ev.bytesIn, ev.bytesOut = body.n, cw.Bytes
 	if ev.status == 0 {
-		ev.status = cw.status
+		ev.status = cw.Status
 	}
 	return nil
 }
@@ -156,37 +157,6 @@ func hostHeader(t target) string {
 		return t.host
 	}
 	return net.JoinHostPort(t.host, t.port)
-}
-
-// countingWriter notes the status and body bytes sent to the caller.
-type countingWriter struct {
-	http.ResponseWriter
-	status int
-	n      int64
-}
-
-func (w *countingWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *countingWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.n += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.
-func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush keeps streamed responses streaming.
-func (w *countingWriter) Flush() {
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // countingReader counts request body bytes read from the caller.

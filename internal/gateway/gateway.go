@@ -118,7 +118,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer endSpan(span, rec)
 	ctx = observe.WithRecord(ctx, rec)
 	r = r.WithContext(ctx)
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &observe.StatusWriter{ResponseWriter: w}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -129,7 +129,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// The panic value and stack may hold request data: log them
 			// scrubbed, show the caller nothing but the request id.
 			g.log.Error("panic", observe.KeyRequestID, rec.RequestID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if sw.status == 0 {
+			if sw.Status == 0 {
 				g.fail(sw, rec, problem.New(problem.Internal, "internal error"))
 			}
 		}
@@ -140,11 +140,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Gateway) finish(ctx context.Context, rec *observe.Record, sw *statusWriter) {
+func (g *Gateway) finish(ctx context.Context, rec *observe.Record, sw *observe.StatusWriter) {
 	if rec.Status == 0 {
-		rec.Status = sw.status
+		rec.Status = sw.Status
 	}
-	rec.BytesOut = sw.bytes
+	rec.BytesOut = sw.Bytes
 	g.metrics.Observe(rec, time.Since(rec.Start).Seconds())
 	rec.Log(ctx, g.log)
 	if g.opts.OnRecord != nil {
@@ -181,37 +181,4 @@ func requestID(in string) string {
 	var b [15]byte
 	_, _ = rand.Read(b[:])
 	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
-}
-
-// statusWriter notes the status and body size the caller received.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach Flush and deadlines.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush keeps streaming responses (SSE) streaming through ReverseProxy.
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }
