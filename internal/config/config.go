@@ -57,6 +57,9 @@ type Server struct {
 	WebhookListen string `yaml:"webhook_listen"`
 	// ShutdownGrace is how long in-flight calls may finish on stop. Default 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// Limits bound each listener's connections and read times (see
+	// ListenerLimits and docs/listeners.md).
+	Limits ListenerLimits `yaml:"limits"`
 }
 
 // TLS for the caller listener.

@@ -36,6 +36,7 @@ func applyDefaults(c *Config) {
 	def(&c.Server.Listen, DefaultListen)
 	def(&c.Server.AdminListen, DefaultAdminListen)
 	defD(&c.Server.ShutdownGrace, DefaultShutdownGrace)
+	applyListenerDefaults(c)
 	def(&c.State.Backend, "memory")
 	def(&c.State.DataDir, DefaultDataDir)
 	def(&c.Log.Level, "info")

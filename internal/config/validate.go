@@ -102,6 +102,7 @@ func (v *validator) validate() {
 	} else if len(c.Webhooks) > 0 {
 		v.errf("server.webhook_listen", "webhooks are configured but server.webhook_listen is not set")
 	}
+	v.listenerLimits()
 	if !c.Server.AdminToken.IsSet() {
 		v.warnf("server.admin_token", "no admin token: the admin API (/metrics, /api/v1, /ui/) refuses everything but /healthz and /readyz")
 	}

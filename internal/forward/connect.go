@@ -228,14 +228,26 @@ func (t *tunnel) pipe(dst, src net.Conn) (int64, string) {
 // splice(2) on Linux, so bytes never enter user space; otherwise (a TLS
 // caller listener) it copies through a pooled 32 KiB buffer.
 func copyConn(dst, src net.Conn, bufs *sync.Pool) (int64, error) {
-	_, dstTCP := dst.(*net.TCPConn)
-	_, srcTCP := src.(*net.TCPConn)
+	dt, dstTCP := tcpConn(dst)
+	st, srcTCP := tcpConn(src)
 	if dstTCP && srcTCP {
-		return io.Copy(dst, src)
+		return io.Copy(dt, st)
 	}
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
 	return io.CopyBuffer(writerOnly{dst}, readerOnly{src}, *bp)
+}
+
+// tcpConn returns c's TCP socket: c itself, or the one inside the server
+// listener's connection-cap wrapper (which has a TCP method).
+func tcpConn(c net.Conn) (*net.TCPConn, bool) {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		return c, true
+	case interface{ TCP() *net.TCPConn }:
+		return c.TCP(), true
+	}
+	return nil, false
 }
 
 // newBufferPool returns a pool of 32 KiB copy buffers.

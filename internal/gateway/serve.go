@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -161,6 +162,10 @@ func readBounded(body io.Reader, limit, hint int64) ([]byte, error) {
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size+1))
 	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// server.limits.caller.read_timeout or body_stall_timeout.
+		return nil, problem.Wrap(problem.RequestTimeout, "the request body arrived too slowly", err)
+	}
 	if err != nil {
 		return nil, problem.Wrap(problem.RequestTooLarge, "could not read the request body", err)
 	}

@@ -36,6 +36,9 @@ const (
 	UpstreamUnreachable     Code = "upstream_unreachable"
 	InvalidUpstreamResponse Code = "invalid_upstream_response"
 	WebhookRejected         Code = "webhook_rejected"
+	// RequestTimeout: the request body did not arrive within the caller
+	// listener's server.limits.caller.read_timeout or body_stall_timeout.
+	RequestTimeout Code = "request_timeout"
 	// Internal is used only for recovered panics and bugs; it is not in the
 	// DESIGN.md table because callers should never see it in normal operation.
 	Internal Code = "internal_error"
@@ -63,6 +66,7 @@ var codes = map[Code]info{
 	UpstreamUnreachable:     {http.StatusBadGateway, "Upstream unreachable"},
 	InvalidUpstreamResponse: {http.StatusBadGateway, "Invalid upstream response"},
 	WebhookRejected:         {http.StatusBadRequest, "Webhook rejected"},
+	RequestTimeout:          {http.StatusRequestTimeout, "Request timeout"},
 	Internal:                {http.StatusInternalServerError, "Internal error"},
 }
 

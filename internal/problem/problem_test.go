@@ -55,7 +55,7 @@ func TestStatuses(t *testing.T) {
 		{UpstreamTimeout, 504}, {ResponseTooLarge, 502}, {IntegrationDisabled, 503},
 		{CircuitOpen, 503}, {Overloaded, 503}, {CredentialUnavailable, 503},
 		{EgressDenied, 502}, {UpstreamUnreachable, 502}, {InvalidUpstreamResponse, 502},
-		{WebhookRejected, 400},
+		{WebhookRejected, 400}, {RequestTimeout, 408},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.code), func(t *testing.T) {

@@ -60,31 +60,35 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer a.close()
 
-	callerLn, err := listen(cfg.Server.Listen)
+	if limit, ok := openFileLimit(); ok {
+		if err := checkFDs(cfg, a.webhooks != nil, limit, log); err != nil {
+			return err
+		}
+	}
+	lim := cfg.Server.Limits
+	callerLn, err := listen(cfg.Server.Listen, lim.Caller.MaxConns)
 	if err != nil {
 		return err
 	}
-	adminLn, err := listen(cfg.Server.AdminListen)
+	adminLn, err := listen(cfg.Server.AdminListen, lim.Admin.MaxConns)
 	if err != nil {
 		callerLn.Close()
 		return err
 	}
 	var webhookLn net.Listener
 	if a.webhooks != nil {
-		if webhookLn, err = listen(cfg.Server.WebhookListen); err != nil {
+		if webhookLn, err = listen(cfg.Server.WebhookListen, lim.Webhook.MaxConns); err != nil {
 			callerLn.Close()
 			adminLn.Close()
 			return err
 		}
 	}
 
-	callerSrv := &http.Server{
-		Handler:           a.callerHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	callerSrv := limitServer(&http.Server{
+		Handler:        a.callerHandler(),
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}, lim.Caller)
 	if t := cfg.Server.TLS; t != nil {
 		tc, err := serverTLS(t)
 		if err != nil {
@@ -93,12 +97,12 @@ func Run(ctx context.Context, o Options) error {
 		callerSrv.TLSConfig = tc
 		callerLn = tls.NewListener(callerLn, tc)
 	}
-	adminSrv := &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := limitServer(&http.Server{Handler: a.adminHandler()}, lim.Admin)
 	servers := []*http.Server{callerSrv, adminSrv}
 	lns := []net.Listener{callerLn, adminLn}
 	addrs := Addrs{Caller: callerLn.Addr().String(), Admin: adminLn.Addr().String()}
 	if webhookLn != nil {
-		whSrv := &http.Server{Handler: a.webhooks, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 32 << 10}
+		whSrv := limitServer(&http.Server{Handler: a.webhooks, MaxHeaderBytes: 32 << 10}, lim.Webhook)
 		servers = append(servers, whSrv)
 		lns = append(lns, webhookLn)
 		addrs.Webhook = webhookLn.Addr().String()
@@ -156,12 +160,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-func listen(addr string) (net.Listener, error) {
+// listen binds addr and caps it at maxConns connections.
+func listen(addr string, maxConns int) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	return ln, nil
+	capped, err := limitListener(ln, maxConns)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return capped, nil
 }
 
 // serverTLS builds the caller listener's TLS; client_ca turns on mTLS.
