@@ -18,11 +18,11 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/secret"
@@ -86,19 +86,13 @@ type Dashboard struct {
 	sessions *sessions
 	sla      *slaTracker
 	xorigin  *http.CrossOriginProtection
-	failures *rate.Limiter // failed logins, all clients together
+	failures *throttle // failed logins, per client (throttle.go)
 	login    *template.Template
 	static   fs.FS
 	admin    http.Handler // the admin mux given to Mount
 }
 
-// Failed logins are limited across all clients: a burst of 10, then one
-// per second, so the admin token cannot be guessed online.
-const (
-	loginFailBurst = 10
-	loginFailEvery = time.Second
-	maxLoginBody   = 4 << 10
-)
+const maxLoginBody = 4 << 10
 
 // New returns a Dashboard; mount it with Mount.
 func New(o Options) *Dashboard {
@@ -116,7 +110,7 @@ func New(o Options) *Dashboard {
 	d := &Dashboard{
 		o: o, log: log, now: o.Now, sessions: newSessions(o.Now),
 		xorigin:  http.NewCrossOriginProtection(),
-		failures: rate.NewLimiter(rate.Every(loginFailEvery), loginFailBurst),
+		failures: newThrottle(o.Now),
 		login:    template.Must(template.ParseFS(assets, "assets/login.html")),
 		static:   static,
 	}
@@ -242,9 +236,12 @@ func (d *Dashboard) postLogin(w http.ResponseWriter, r *http.Request) {
 		d.renderLogin(w, http.StatusForbidden, "Cross-origin login refused.")
 		return
 	}
-	if d.failures.TokensAt(d.now()) < 1 {
-		w.Header().Set("Retry-After", "1")
-		d.renderLogin(w, http.StatusTooManyRequests, "Too many failed logins; wait a moment.")
+	// Throttled: answered before the token is read, so the answer says
+	// nothing about it (throttle.go).
+	client := d.failures.client(r)
+	if ok, wait := d.failures.allowed(client); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		d.renderLogin(w, http.StatusTooManyRequests, "Too many failed logins from here; wait a moment.")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
@@ -254,13 +251,19 @@ func (d *Dashboard) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, ok := checkToken(r.PostForm.Get("token"), d.o.Token)
 	if !ok {
-		d.failures.AllowN(d.now(), 1)
+		d.failures.failed(client)
 		d.log.Warn("dashboard login failed", "remote", r.RemoteAddr)
 		d.renderLogin(w, http.StatusUnauthorized, "Wrong admin token.")
 		return
 	}
 	id, s := d.sessions.create(tok)
 	http.SetCookie(w, d.cookie(id, int(SessionMax/time.Second)))
+	if strings.HasPrefix(client, "addr:") {
+		http.SetCookie(w, &http.Cookie{
+			Name: deviceCookie, Value: d.failures.newDevice(), Path: "/ui/login", MaxAge: int(deviceMaxAge / time.Second),
+			HttpOnly: true, Secure: d.o.Secure, SameSite: http.SameSiteStrictMode,
+		})
+	}
 	d.log.Info("dashboard login", "session", s.actor(), "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }
