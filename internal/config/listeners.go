@@ -108,13 +108,20 @@ func (v *validator) listenerLimits() {
 		}
 		// Negative durations are refused by Duration's parser.
 		if l.ReadHeaderTimeout.D == 0 {
-			v.warnf(path+".read_header_timeout", "0 lets a client hold a connection forever without sending a request")
+			v.warnf(path+".read_header_timeout", "%s: a client may hold a connection for ever without sending a request", ListenerBoundOff)
 		}
 		if l.IdleTimeout.D == 0 {
-			v.warnf(path+".idle_timeout", "0 keeps idle keep-alive connections open forever (they count against max_conns)")
+			v.warnf(path+".idle_timeout", "%s: idle keep-alive connections stay open for ever (they count against max_conns)", ListenerBoundOff)
+		}
+		if l.ReadTimeout.D == 0 && l.BodyStallTimeout.D == 0 {
+			v.warnf(path+".read_timeout", "%s: with body_stall_timeout 0 too, a client may trickle a request body for ever", ListenerBoundOff)
 		}
 	}
 }
+
+// ListenerBoundOff starts the warning for a server.limits bound set to 0
+// (lint rule PC032).
+const ListenerBoundOff = "listener bound turned off"
 
 // FDBudget is what `serve` checks against the open file limit: the
 // listeners' caps (Inbound), and those plus one outbound connection per

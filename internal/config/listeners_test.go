@@ -85,7 +85,8 @@ func TestListenerLimitErrors(t *testing.T) {
 }
 
 func TestListenerLimitWarnings(t *testing.T) {
-	yaml := strings.Replace(base, "version: 1\n", "version: 1\nserver:\n  limits:\n    webhook: {idle_timeout: 0s, read_header_timeout: 0s}\n", 1)
+	yaml := strings.Replace(base, "version: 1\n", "version: 1\nserver:\n  limits:\n    webhook: {idle_timeout: 0s, read_header_timeout: 0s}\n"+
+		"    caller: {read_timeout: 0s, body_stall_timeout: 0s}\n    admin: {read_timeout: 0s}\n", 1)
 	_, warnings, err := Parse("t.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -94,9 +95,12 @@ func TestListenerLimitWarnings(t *testing.T) {
 	for _, w := range warnings {
 		if strings.HasPrefix(w.Path, "server.limits") {
 			paths = append(paths, w.Path)
+			if !strings.HasPrefix(w.Msg, ListenerBoundOff) {
+				t.Errorf("warning %q does not start with %q", w.Msg, ListenerBoundOff)
+			}
 		}
 	}
-	want := []string{"server.limits.webhook.read_header_timeout", "server.limits.webhook.idle_timeout"}
+	want := []string{"server.limits.webhook.read_header_timeout", "server.limits.webhook.idle_timeout", "server.limits.caller.read_timeout"}
 	if diff := cmp.Diff(want, paths); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}

@@ -107,6 +107,7 @@ var problemRules = []struct {
 	{NoAdminToken, "server.admin_token", "no admin token"},
 	{NoScopes, "", "no scopes requested"},
 	{CallerUnreachable, "", "can never authenticate"},
+	{ListenerUnbounded, "", config.ListenerBoundOff},
 }
 
 func (c *checker) fromProblem(p config.Problem) {

@@ -103,6 +103,8 @@ func TestRules(t *testing.T) {
 			want: []brief{{NoAdminToken, Warning, "server.admin_token"}}},
 		{name: "admin-on-every-interface", replace: [][2]string{{"server:\n", "server:\n  admin_listen: 0.0.0.0:9090\n"}},
 			want: []brief{{AdminExposed, Warning, "server.admin_listen"}}},
+		{name: "webhook-idle-timeout-off", replace: [][2]string{{"server:\n", "server:\n  limits: {webhook: {idle_timeout: 0s}}\n"}},
+			want: []brief{{ListenerUnbounded, Warning, "server.limits.webhook.idle_timeout"}}},
 		{name: "chaos-enabled", replace: [][2]string{{"version: 1\n", "version: 1\nchaos: {enabled: true}\n"}},
 			want: []brief{{ChaosEnabled, Warning, "chaos.enabled"}}},
 		{name: "chaos-fault-while-disabled", replace: [][2]string{{"version: 1\n", "version: 1\nchaos: {faults: [{integration: payments, kind: error}]}\n"}},

@@ -66,6 +66,7 @@ const (
 	ChaosEnabled      = "PC018"
 	BadChaosFault     = "PC019"
 	CallerUnreachable = "PC020"
+	ListenerUnbounded = "PC032"
 )
 
 // Rules returns the rule catalogue in id order.
@@ -113,6 +114,8 @@ func Rules() []Rule {
 			"Correct the fault as the message says."},
 		{CallerUnreachable, "caller-cannot-authenticate", Warning, "A caller can never authenticate",
 			"Give the caller a token hash or an mTLS subject, or remove it."},
+		{ListenerUnbounded, "listener-unbounded", Warning, "A listener bound in server.limits is turned off",
+			"Remove the 0s (the listener's default applies) or set a duration; see docs/listeners.md."},
 	}
 }
 
