@@ -78,6 +78,7 @@ server:
   listen: "{{CALLER}}"
   admin_listen: "{{ADMIN}}"
   webhook_listen: "{{WEBHOOK}}"
+  admin_token: env:E2E_ADMIN_TOKEN
   shutdown_grace: 2s
 %[4]s
 state: {data_dir: "{{DATA}}"}
@@ -101,6 +102,8 @@ webhooks:
     secrets: [env:E2E_WHSEC]
 `
 
+const listenAdminToken = "adm_listen_e2e_token_4f1c"
+
 type listenRig struct {
 	p       *proc
 	tok     string
@@ -120,7 +123,7 @@ func newListenRig(t *testing.T, nofile int, limits string) *listenRig {
 	tok, hash, _ := identity.NewToken()
 	wh := freeAddr(t)
 	cfg := fmt.Sprintf(listenConfig, hash, v.URL, strings.TrimPrefix(v.URL, "http://"), limits)
-	p := startServeLimited(t, nofile, wh, cfg, "E2E_VENDOR_KEY=vendor-key-e2e", "E2E_WHSEC=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	p := startServeLimited(t, nofile, wh, cfg, "E2E_VENDOR_KEY=vendor-key-e2e", "E2E_ADMIN_TOKEN="+listenAdminToken, "E2E_WHSEC=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	return &listenRig{p: p, tok: tok, webhook: wh}
 }
 
@@ -181,9 +184,8 @@ func (r *listenRig) othersAnswer(t *testing.T) {
 // accept4 failed with "too many open files", for every listener.
 func TestIdleFloodOnWebhookListenerWithDefaults(t *testing.T) {
 	r := newListenRig(t, 1536, "")
-	if out := r.p.out.String(); !strings.Contains(out, "open file limit is low for server.limits") {
-		t.Errorf("no warning that 1536 files is tight for the default limits:\n%s", out)
-	}
+	waitFor(t, func() bool { return strings.Contains(r.p.out.String(), "open file limit is low for server.limits") },
+		"the warning that 1536 files is tight for the default limits")
 	conns, failed := flood(t, r.webhook, 1600)
 	if failed > 0 {
 		t.Logf("%d of 1600 flood connections could not be opened", failed)
@@ -213,13 +215,24 @@ const tightLimits = `  limits:
 // TestListenerLimits: configured caps and deadlines, under ulimit -n 256.
 func TestListenerLimits(t *testing.T) {
 	r := newListenRig(t, 256, tightLimits)
-	if out := r.p.out.String(); strings.Contains(out, "open file limit is low") {
-		t.Errorf("warned although the limits fit in 256 files:\n%s", out)
-	}
+	defer func() { // the log is flushed every 100ms; by the end it is out
+		if out := r.p.out.String(); strings.Contains(out, "open file limit is low") {
+			t.Errorf("warned although the limits fit in 256 files")
+		}
+	}()
 
 	t.Run("flood-over-cap-and-fd-limit", func(t *testing.T) {
 		conns, _ := flood(t, r.webhook, 300)
 		r.othersAnswer(t)
+		metrics := adminGet(t, "http://"+r.p.admin+"/metrics", listenAdminToken)
+		for _, want := range []string{`portcullis_listener_connections{listener="webhook"} 8`, `portcullis_listener_max_connections{listener="webhook"} 8`} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		waitFor(t, func() bool {
+			return strings.Contains(r.p.out.String(), `"msg":"listener at max_conns: new connections wait in the kernel's accept queue","listener":"webhook"`)
+		}, "the log line for the webhook listener at its cap")
 		for _, c := range conns {
 			c.Close()
 		}
@@ -338,7 +351,7 @@ func TestListenerLimits(t *testing.T) {
 // files, so the gateway refuses to start and says what to change.
 func TestServeRefusesCapsOverFileLimit(t *testing.T) {
 	_, cmd := limitedCommand(t, 512, freeAddr(t), fmt.Sprintf(listenConfig, "sha256:"+strings.Repeat("ab", 32), "http://127.0.0.1:9", "127.0.0.1:9", ""),
-		"E2E_VENDOR_KEY=k", "E2E_WHSEC=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+		"E2E_VENDOR_KEY=k", "E2E_ADMIN_TOKEN=k", "E2E_WHSEC=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	cmd.Stdout, cmd.Stderr = nil, nil
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError

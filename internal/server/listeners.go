@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
@@ -35,10 +38,12 @@ type capListener struct {
 	sem  chan struct{}
 	done chan struct{}
 	once sync.Once
+	// full, if set, is called when an Accept finds the cap reached.
+	full func()
 }
 
 // limitListener caps ln (a TCP listener from net.Listen) at n connections.
-func limitListener(ln net.Listener, n int) (net.Listener, error) {
+func limitListener(ln net.Listener, n int) (*capListener, error) {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return nil, fmt.Errorf("listener %s is not TCP", ln.Addr())
@@ -48,9 +53,16 @@ func limitListener(ln net.Listener, n int) (net.Listener, error) {
 
 func (l *capListener) Accept() (net.Conn, error) {
 	select {
-	case <-l.done:
-		return nil, net.ErrClosed
 	case l.sem <- struct{}{}:
+	default:
+		if l.full != nil {
+			l.full()
+		}
+		select {
+		case <-l.done:
+			return nil, net.ErrClosed
+		case l.sem <- struct{}{}:
+		}
 	}
 	c, err := l.AcceptTCP()
 	if err != nil {
@@ -78,6 +90,25 @@ func (c *capConn) Close() error {
 	err := c.TCPConn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+// watch logs, at most once a minute, that the listener is at its cap, and
+// exports its open and maximum connections as gauges.
+func (l *capListener) watch(name string, reg prometheus.Registerer, log *slog.Logger) {
+	every := rate.Sometimes{Interval: time.Minute}
+	l.full = func() {
+		every.Do(func() {
+			log.Warn("listener at max_conns: new connections wait in the kernel's accept queue",
+				"listener", name, "max_conns", cap(l.sem), "path", "server.limits."+name+".max_conns")
+		})
+	}
+	labels := prometheus.Labels{"listener": name}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_listener_connections", ConstLabels: labels,
+			Help: "Connections open on the listener (idle and hijacked included)."}, func() float64 { return float64(len(l.sem)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_listener_max_connections", ConstLabels: labels,
+			Help: "The listener's server.limits max_conns."}, func() float64 { return float64(cap(l.sem)) }),
+	)
 }
 
 // TCP returns the connection itself, for splice(2) between two sockets.

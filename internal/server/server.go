@@ -66,18 +66,26 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	lim := cfg.Server.Limits
-	callerLn, err := listen(cfg.Server.Listen, lim.Caller.MaxConns)
+	listen := func(name, addr string, maxConns int) (net.Listener, error) {
+		ln, err := listenCapped(addr, maxConns)
+		if err != nil {
+			return nil, err
+		}
+		ln.watch(name, a.metrics.Registry, log)
+		return ln, nil
+	}
+	callerLn, err := listen("caller", cfg.Server.Listen, lim.Caller.MaxConns)
 	if err != nil {
 		return err
 	}
-	adminLn, err := listen(cfg.Server.AdminListen, lim.Admin.MaxConns)
+	adminLn, err := listen("admin", cfg.Server.AdminListen, lim.Admin.MaxConns)
 	if err != nil {
 		callerLn.Close()
 		return err
 	}
 	var webhookLn net.Listener
 	if a.webhooks != nil {
-		if webhookLn, err = listen(cfg.Server.WebhookListen, lim.Webhook.MaxConns); err != nil {
+		if webhookLn, err = listen("webhook", cfg.Server.WebhookListen, lim.Webhook.MaxConns); err != nil {
 			callerLn.Close()
 			adminLn.Close()
 			return err
@@ -160,8 +168,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-// listen binds addr and caps it at maxConns connections.
-func listen(addr string, maxConns int) (net.Listener, error) {
+// listenCapped binds addr and caps it at maxConns connections.
+func listenCapped(addr string, maxConns int) (*capListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
