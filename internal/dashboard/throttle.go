@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,9 +119,12 @@ func (th *throttle) failed(client string) {
 
 // bucket returns client's bucket, making one. When maxLoginClients are
 // kept, full buckets (clients with no recent failure: forgetting them loses
-// nothing) are dropped first, then the least recently seen. An attacker
-// with more addresses than that can make the gateway forget some of them;
-// each address still gets no more than its own burst at a time.
+// nothing) are dropped first, then the least recently seen eighth. An
+// attacker with more addresses than that can make the gateway forget some
+// of them; each address still gets no more than its own burst at a time.
+//
+// A scan of the map rather than an LRU library: it runs once per
+// maxLoginClients/8 new clients at most (BenchmarkThrottleFull).
 func (th *throttle) bucket(client string, now time.Time) *loginBucket {
 	if b, ok := th.buckets[client]; ok {
 		b.seen = now
@@ -132,15 +136,15 @@ func (th *throttle) bucket(client string, now time.Time) *loginBucket {
 				delete(th.buckets, k)
 			}
 		}
-		for len(th.buckets) >= maxLoginClients {
-			var oldest string
-			var at time.Time
-			for k, b := range th.buckets {
-				if oldest == "" || b.seen.Before(at) {
-					oldest, at = k, b.seen
-				}
-			}
-			delete(th.buckets, oldest)
+	}
+	if len(th.buckets) >= maxLoginClients {
+		keys := make([]string, 0, len(th.buckets))
+		for k := range th.buckets {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b string) int { return th.buckets[a].seen.Compare(th.buckets[b].seen) })
+		for _, k := range keys[:len(keys)/8+1] {
+			delete(th.buckets, k)
 		}
 	}
 	b := &loginBucket{lim: rate.NewLimiter(rate.Every(loginFailEvery), loginFailBurst), seen: now}
