@@ -231,7 +231,7 @@ func TestHydraClientCredentials(t *testing.T) {
 		id := basicClient(t, nil)
 		in, _ := newTestInjector(t, cred(id, "charges:read"), nil)
 		vendor, calls, last := introspectingVendor(t, h)
-		tr := &Transport{Injector: in, Integration: "payments"}
+		tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
 		if resp, err := post(t, ctx, tr, vendor.URL, "x"); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("first call: %v %v", resp, err)
 		}
@@ -249,7 +249,7 @@ func TestHydraClientCredentials(t *testing.T) {
 		id := basicClient(t, nil)
 		in, _ := newTestInjector(t, cred(id, "charges:read"), nil)
 		vendor, calls, last := introspectingVendor(t, h)
-		tr := &Transport{Injector: in, Integration: "payments"}
+		tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
 		if resp, err := post(t, ctx, tr, vendor.URL, "x"); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("first call: %v %v", resp, err)
 		}
