@@ -64,11 +64,17 @@ func usesVault(cfg *config.Config) bool {
 		return true
 	}
 	for _, in := range cfg.Integrations {
+		if in == nil {
+			continue
+		}
 		if c := in.Credential; c != nil && (vault(c.Secret) || vault(c.ClientSecret) || vault(c.PrivateKey)) {
 			return true
 		}
 	}
 	for _, w := range cfg.Webhooks {
+		if w == nil {
+			continue
+		}
 		if vault(w.ForwardSecret) {
 			return true
 		}
