@@ -16,6 +16,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/observe"
@@ -117,7 +118,7 @@ func newPortcullis(tb testing.TB, upstreamURL string) (harness, string) {
 	log := observe.NewLogger(io.Discard, cfg.Log.Level, cfg.Log.Format, scrub)
 	resolver := credential.NewResolver(credential.Options{Logger: log, Scrubber: scrub})
 	tb.Cleanup(resolver.Close)
-	factory := func(name string, c *config.Credential, base http.RoundTripper) (http.RoundTripper, func(context.Context) error, error) {
+	factory := func(name string, c *config.Credential, base http.RoundTripper, _ *egress.Policy) (http.RoundTripper, func(context.Context) error, error) {
 		inj, err := credential.NewInjector(name, c, resolver, credential.Options{Logger: log, Scrubber: scrub})
 		if err != nil {
 			return nil, nil, err

@@ -76,6 +76,7 @@ webhooks:
     tolerance: 5m
     forward_to: http://{{RECEIVER}}/hooks
     forward_secret: env:E2E_INTERNAL_WHSEC
+internal_egress: {allow: ["{{RECEIVER}}"]}
 `
 
 // fleet is what the replicas of one test share.

@@ -29,6 +29,7 @@ webhooks:
     tolerance: 5m
     forward_to: http://%[2]s/hooks/payments
     forward_secret: env:E2E_INTERNAL_WHSEC
+internal_egress: {allow: ["%[2]s"]}
 `
 
 // TestWebhookEndToEnd: a vendor webhook is verified, acknowledged while the

@@ -68,7 +68,9 @@ func WithRateLimit(r rate.Limit, burst int) HubOption {
 // WithRingSize sets how many recent events Recent can return.
 func WithRingSize(n int) HubOption { return func(h *Hub) { h.ring = make([]Event, n) } }
 
-// WithHTTPClient sets the client webhook sinks post with.
+// WithHTTPClient sets the client webhook sinks post with. It is required
+// when a webhook sink is configured: the gateway passes one built on the
+// internal_egress policy. Its redirects are never followed.
 func WithHTTPClient(c *http.Client) HubOption { return func(h *Hub) { h.client = c } }
 
 // ErrSink is wrapped by NewHub's errors for an unusable sink.
@@ -96,15 +98,12 @@ func NewHub(sinks []*config.Sink, logger *slog.Logger, reg *prometheus.Registry,
 	if len(h.ring) == 0 {
 		h.ring = make([]Event, 1)
 	}
-	if h.client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		h.client = &http.Client{
-			Transport: tr,
-			Timeout:   5 * time.Second,
-			// An alert endpoint that redirects is misconfigured; following
-			// it could post events somewhere nobody chose.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+	if h.client != nil {
+		// An alert endpoint that redirects is misconfigured; following it
+		// could post events somewhere nobody chose.
+		c := *h.client
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		h.client = &c
 	}
 	m, err := newHubMetrics(reg)
 	if err != nil {
@@ -124,6 +123,11 @@ func NewHub(sinks []*config.Sink, logger *slog.Logger, reg *prometheus.Registry,
 			}
 			if s.Format != "" && s.Format != "json" && s.Format != "slack" {
 				return nil, fmt.Errorf("alerts.sinks[%d]: %w: format must be json or slack", i, ErrSink)
+			}
+			if h.client == nil || h.client.Transport == nil {
+				// Never http.DefaultTransport: no egress guard, and the
+				// environment's proxy.
+				return nil, fmt.Errorf("alerts.sinks[%d]: %w: no egress-guarded HTTP client (WithHTTPClient)", i, ErrSink)
 			}
 			h.sinks = append(h.sinks, h.startWebhook(i, s.URL, s.Format == "slack"))
 		default:

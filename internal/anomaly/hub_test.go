@@ -43,6 +43,9 @@ func newTestHub(t *testing.T, sinks []*config.Sink, opts ...HubOption) (*Hub, *f
 	clock := &fakeClock{t: monday}
 	var logs bytes.Buffer
 	reg := prometheus.NewRegistry()
+	// The sinks are httptest servers on loopback ports chosen at run time;
+	// webhook_test.go tests the egress-guarded client the gateway passes.
+	opts = append([]HubOption{WithHTTPClient(&http.Client{Transport: &http.Transport{}})}, opts...)
 	h, err := NewHub(sinks, slog.New(slog.NewJSONHandler(&logs, nil)), reg, clock.now, opts...)
 	if err != nil {
 		t.Fatal(err)

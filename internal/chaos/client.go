@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -77,7 +78,9 @@ func (c *Client) List(ctx context.Context) (List, error) {
 func (c *Client) do(ctx context.Context, method, path string, body []byte, want int, out any) error {
 	hc := c.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
+		// No proxy from the environment: the admin token goes to the
+		// address the operator gave, and nowhere else.
+		hc = &http.Client{Timeout: 10 * time.Second, Transport: egress.CLITransport()}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.Admin, "/")+path, bytes.NewReader(body))
 	if err != nil {

@@ -30,6 +30,9 @@ type Config struct {
 	Chaos Chaos `yaml:"chaos"`
 	// Tracing exports OpenTelemetry spans (off by default).
 	Tracing Tracing `yaml:"tracing"`
+	// InternalEgress lists where the gateway may connect on its own behalf
+	// (alert sinks, webhook forward_to, Vault, OTLP).
+	InternalEgress InternalEgress `yaml:"internal_egress"`
 
 	// Path is the file the config was read from (not part of the file).
 	Path  string `yaml:"-"`
@@ -348,6 +351,23 @@ type Tracing struct {
 	// SampleRatio is the share of new traces sampled (default 1; a caller's
 	// sampled traceparent is always followed).
 	SampleRatio float64 `yaml:"sample_ratio"`
+}
+
+// InternalEgress is the allowlist of the gateway's own connections: those
+// it opens for itself rather than for an integration. Every alert sink URL,
+// webhook forward_to and tracing.otlp_endpoint must name a host:port listed
+// here, and so must the Vault/OpenBao server of VAULT_ADDR (or BAO_ADDR)
+// when a vault: reference is used. These connections go through the same
+// egress guard as vendor calls (resolved-address check at dial time, no
+// proxy from the environment, no redirects followed), except that the hosts
+// listed here may resolve to private and loopback addresses: internal
+// services usually live there. Cloud metadata addresses (169.254.169.254,
+// fd00:ec2::254, ...) stay denied. An empty list lets the gateway open no
+// connection of its own.
+type InternalEgress struct {
+	// Allow lists "host:port" pairs (a DNS name or an IP literal, IPv6 in
+	// brackets; no wildcards: name each internal target).
+	Allow []string `yaml:"allow"`
 }
 
 // Alerts lists event sinks.

@@ -72,6 +72,18 @@ func TestErrors(t *testing.T) {
 		{"retry-attempts", base + "    retry: {attempts: 50}\n", "retry.attempts: must be 1..10", 12},
 		{"redis-without-url", base + "state: {backend: redis}\n", "state.redis_url: required", 0},
 		{"reserved-integration-name", strings.Replace(base, "  payments:\n", "  jobs:\n", 1), `"jobs" is reserved`, 5},
+		{"token-url-not-on-egress", strings.Replace(base, "credential: {type: bearer, secret: env:PAY_KEY}", "credential: {type: oauth2_client_credentials, token_url: \"https://login.payments.example/oauth2/token\", client_id: c, client_secret: env:S}", 1),
+			`host login.payments.example:443 is not on integrations.payments.egress.allow (line 7), so the token request would be refused: add "login.payments.example:443" to integrations.payments.egress.allow`, 8},
+		{"forward-to-without-internal-egress", base + "server: {webhook_listen: 127.0.0.1:8443}\nwebhooks:\n  w:\n    path: /w\n    scheme: standard\n    secrets: [env:W]\n    forward_to: http://127.0.0.1:7000/hooks\n    forward_secret: env:F\n",
+			"webhooks.w.forward_to: host 127.0.0.1:7000 is not on internal_egress.allow, so the gateway would refuse to connect: add `internal_egress: {allow: [\"127.0.0.1:7000\"]}` at the top level of the file", 18},
+		{"forward-to-not-on-internal-egress", base + "internal_egress:\n  allow: [\"127.0.0.1:7001\"]\nserver: {webhook_listen: 127.0.0.1:8443}\nwebhooks:\n  w:\n    path: /w\n    scheme: standard\n    secrets: [env:W]\n    forward_to: http://127.0.0.1:7000/hooks\n    forward_secret: env:F\n",
+			`webhooks.w.forward_to: host 127.0.0.1:7000 is not on internal_egress.allow (line 13), so the gateway would refuse to connect: add "127.0.0.1:7000" to internal_egress.allow`, 20},
+		{"alert-sink-not-on-internal-egress", base + "alerts: {sinks: [{type: webhook, url: \"https://alerts.corp.example/hook\"}]}\n",
+			"alerts.sinks[0].url: host alerts.corp.example:443 is not on internal_egress.allow", 12},
+		{"otlp-not-on-internal-egress", base + "tracing: {otlp_endpoint: \"http://[::1]:4318\"}\n",
+			`tracing.otlp_endpoint: host [::1]:4318 is not on internal_egress.allow, so the gateway would refuse to connect: add ` + "`" + `internal_egress: {allow: ["[::1]:4318"]}` + "`", 12},
+		{"internal-egress-wildcard", base + "internal_egress: {allow: [\"*.corp.example:443\"]}\n", `internal egress entry "*.corp.example:443": wildcards are not allowed`, 12},
+		{"internal-egress-no-port", base + "internal_egress: {allow: [\"vault.corp.example\"]}\n", `internal egress entry "vault.corp.example": must be host:port`, 12},
 		{"vault-ref-not-kv2", strings.Replace(base, "secret: env:PAY_KEY", "secret: vault:secret/payments#k", 1), "KV v2", 8},
 	}
 	for _, tt := range tests {

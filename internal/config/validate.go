@@ -148,6 +148,7 @@ func (v *validator) validate() {
 	if t := c.Tracing; t.OTLPEndpoint != "" {
 		v.url("tracing.otlp_endpoint", t.OTLPEndpoint, true)
 	}
+	v.gatewayEgress()
 	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
 		v.errf("tracing.sample_ratio", "must be between 0 and 1")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -41,15 +42,23 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func testOptions(clock *fakeClock) (Options, *syncBuffer) {
 	buf := &syncBuffer{}
 	o := Options{
-		Logger:       slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Scrubber:     secret.NewScrubber(),
-		FetchTimeout: 5 * time.Second,
+		Logger:          slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Scrubber:        secret.NewScrubber(),
+		FetchTimeout:    5 * time.Second,
+		HTTPClient:      &http.Client{Transport: testBase()},
+		VaultHTTPClient: &http.Client{Transport: testBase()},
 	}
 	if clock != nil {
 		o.Now = clock.Now
 	}
 	return o, buf
 }
+
+// testBase is the base transport of tests whose token endpoints, Vault and
+// vendors are httptest servers or local servers on loopback ports chosen at
+// run time: a direct transport without a proxy. The gateway passes
+// egress-guarded clients instead; egress_test.go tests those.
+func testBase() *http.Transport { return &http.Transport{Proxy: nil} }
 
 // fakeProvider serves a programmable value and counts reads.
 type fakeProvider struct {

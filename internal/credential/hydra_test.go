@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 )
 
 type hydra struct{ public, admin string }
@@ -231,7 +232,7 @@ func TestHydraClientCredentials(t *testing.T) {
 		id := basicClient(t, nil)
 		in, _ := newTestInjector(t, cred(id, "charges:read"), nil)
 		vendor, calls, last := introspectingVendor(t, h)
-		tr := &Transport{Injector: in, Integration: "payments"}
+		tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
 		if resp, err := post(t, ctx, tr, vendor.URL, "x"); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("first call: %v %v", resp, err)
 		}
@@ -249,7 +250,7 @@ func TestHydraClientCredentials(t *testing.T) {
 		id := basicClient(t, nil)
 		in, _ := newTestInjector(t, cred(id, "charges:read"), nil)
 		vendor, calls, last := introspectingVendor(t, h)
-		tr := &Transport{Injector: in, Integration: "payments"}
+		tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
 		if resp, err := post(t, ctx, tr, vendor.URL, "x"); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("first call: %v %v", resp, err)
 		}
@@ -292,6 +293,60 @@ func TestHydraClientCredentials(t *testing.T) {
 		tok, _ := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
 		if active, scope := h.introspect(t, tok); !active || scope != "charges:read" || info.Version != "token-2" {
 			t.Errorf("active=%v scope=%q version=%s", active, scope, info.Version)
+		}
+	})
+
+	// As the gateway wires it: the token request goes through the
+	// integration's egress policy, which must list Hydra's host:port and,
+	// Hydra being on loopback here, re-allow loopback (allow_cidrs).
+	t.Run("through-the-integration-egress-policy", func(t *testing.T) {
+		t.Setenv("PCS_TEST_HYDRA_SECRET", secret)
+		id := basicClient(t, nil)
+		u, err := url.Parse(h.tokenURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := "localhost:" + u.Port() // Hydra by a name that resolves to loopback
+		for _, tt := range []struct {
+			name     string
+			tokenURL string
+			eg       egress.Config
+			ok       bool
+		}{
+			{"listed-and-loopback-re-allowed", h.tokenURL(), egress.Config{Allow: []string{u.Host}, AllowCIDRs: []string{"127.0.0.0/8", "::1/128"}}, true},
+			{"listed-but-loopback-denied", "http://" + byName + "/oauth2/token", egress.Config{Allow: []string{byName}}, false},
+			{"not-listed", h.tokenURL(), egress.Config{Allow: []string{"api.vendor.example:443"}, AllowPrivate: true}, false},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				pol, err := egress.NewPolicy(tt.eg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o, _ := testOptions(nil)
+				o.HTTPClient = pol.Client(5 * time.Second)
+				r := NewResolver(o)
+				t.Cleanup(r.Close)
+				c := cred(id, "charges:read")
+				c.TokenURL = tt.tokenURL
+				in, err := NewInjector("payments", c, r, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, req, err := apply(ctx, in)
+				if !tt.ok {
+					if !errors.Is(err, egress.ErrDenied) || !errors.Is(err, ErrUnavailable) {
+						t.Fatalf("err = %v, want credential unavailable from an egress denial", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				tok, _ := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+				if active, _ := h.introspect(t, tok); !active {
+					t.Error("Hydra says the token fetched through the egress policy is not active")
+				}
+			})
 		}
 	})
 

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -86,7 +87,11 @@ func newTokenSource(integration string, c *config.Credential, r *Resolver, o Opt
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("integration %s: %w: token_url must be an http(s) URL", integration, ErrConfig)
 	}
-	ts := &tokenSource{integration: integration, o: o, client: o.tokenClient(), r: r, c: c, tokenURL: u.Redacted()}
+	client, err := o.tokenClient()
+	if err != nil {
+		return nil, fmt.Errorf("integration %s: %w: %w", integration, ErrConfig, err)
+	}
+	ts := &tokenSource{integration: integration, o: o, client: client, r: r, c: c, tokenURL: u.Redacted()}
 	needKey := c.Type == "jwt_bearer" || c.AuthMethod == "private_key_jwt"
 	if needKey {
 		s, err := newAssertionSigner(c, r)
@@ -290,6 +295,13 @@ func (ts *tokenSource) classify(err error) error {
 			}
 		}
 		return te
+	}
+	var de *egress.DeniedError
+	if errors.As(err, &de) {
+		// The egress guard refused the token endpoint (not on the
+		// integration's egress.allow, or it resolved to a denied address).
+		// DeniedError carries only host, port and address.
+		return fmt.Errorf("%w: token endpoint %s: %w", ErrUnavailable, ts.tokenURL, de)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -1,6 +1,8 @@
 package credential
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -26,12 +28,22 @@ type Options struct {
 	Now func() time.Time
 	// Vault configures the vault: provider.
 	Vault VaultOptions
-	// HTTPClient is used for OAuth2 token endpoints (the gateway may pass one
-	// whose dialer runs the egress check). It is copied, and the copy never
-	// follows redirects: a redirected token request would carry the client
-	// secret to wherever the redirect points. Nil means a client with a clone
-	// of http.DefaultTransport and a 10 s timeout.
+	// HTTPClient is used for OAuth2 token endpoints. The gateway passes one
+	// built on the integration's egress policy (egress.Policy.Client), so the
+	// token URL's host must be on the integration's egress.allow and every
+	// resolved address is checked at dial time. It is copied, and the copy
+	// never follows redirects: a redirected token request would carry the
+	// client secret to wherever the redirect points. It is required for
+	// oauth2_client_credentials and jwt_bearer with a token_url: nil, or a
+	// client whose Transport is nil (which would mean
+	// http.DefaultTransport, with the environment's proxy), is an error.
 	HTTPClient *http.Client
+	// VaultHTTPClient carries every request of the vault: provider. The
+	// gateway passes one built on the internal_egress policy. Required when
+	// a vault: reference is resolved; nil, or a nil Transport, is an error.
+	// Its Transport must be an *http.Transport (the Vault client sets its
+	// TLS settings from VAULT_CACERT and friends on it).
+	VaultHTTPClient *http.Client
 	// FetchTimeout bounds one provider read or token request. Default 10 s.
 	FetchTimeout time.Duration
 }
@@ -121,17 +133,19 @@ func (o *Options) scrubString(s string) string {
 	return o.Scrubber.Scrub(s)
 }
 
-// tokenClient returns the HTTP client for token endpoints: a copy that does
-// not follow redirects.
-func (o *Options) tokenClient() *http.Client {
-	var c http.Client
-	if o.HTTPClient != nil {
-		c = *o.HTTPClient
-	} else {
-		c = http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 10 * time.Second}
+// ErrNoHTTPClient is returned when a provider or token source that must
+// reach the network was given no egress-guarded HTTP client.
+var ErrNoHTTPClient = errors.New("no egress-guarded HTTP client configured")
+
+// tokenClient returns the HTTP client for token endpoints: a copy of
+// HTTPClient that does not follow redirects.
+func (o *Options) tokenClient() (*http.Client, error) {
+	if o.HTTPClient == nil || o.HTTPClient.Transport == nil {
+		return nil, fmt.Errorf("%w for token requests (Options.HTTPClient)", ErrNoHTTPClient)
 	}
+	c := *o.HTTPClient
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
+	return &c, nil
 }
 
 // Log keys (snake_case, shared with the gateway's request record).

@@ -38,17 +38,38 @@ func newVaultProvider(r *Resolver) (*vaultProvider, error) {
 	if o.Addr == "" {
 		return nil, fmt.Errorf("%w: a vault: reference needs a Vault/OpenBao address (set VAULT_ADDR or BAO_ADDR)", ErrBadReference)
 	}
-	// DefaultConfig reads the TLS settings of the environment (VAULT_CACERT,
-	// VAULT_CLIENT_CERT…); address, token and namespace are set from
-	// VaultOptions only, so the environment cannot add a token we were not
-	// told about.
-	cfg := vault.DefaultConfig()
-	if cfg.Error != nil {
-		return nil, fmt.Errorf("%w: vault client settings: %w", ErrBadReference, cfg.Error)
+	// The client is built on VaultHTTPClient (the internal_egress policy:
+	// Vault's host must be listed there, every resolved address is checked
+	// at dial time, no proxy from the environment). vault.DefaultConfig is
+	// not used: it reads VAULT_HTTP_PROXY, VAULT_PROXY_ADDR and
+	// VAULT_AGENT_ADDR from the environment, which would move the
+	// connection (and the token on it) somewhere the config did not name,
+	// and honours HTTPS_PROXY. Only the TLS settings of the environment
+	// (VAULT_CACERT, VAULT_CLIENT_CERT...) are applied. Address, token and
+	// namespace come from VaultOptions only, so the environment cannot add
+	// a token we were not told about. Redirects are not followed, neither
+	// by net/http nor by the Vault client (DisableRedirects): point
+	// VAULT_ADDR at the active node or its load balancer.
+	hc := r.o.VaultHTTPClient
+	if hc == nil || hc.Transport == nil {
+		return nil, fmt.Errorf("%w: vault client: %w (Options.VaultHTTPClient)", ErrBadReference, ErrNoHTTPClient)
 	}
-	cfg.Address = o.Addr
-	cfg.MaxRetries = 0 // the Resolver has its own back-off
-	cfg.Timeout = r.o.fetchTimeout()
+	if _, ok := hc.Transport.(*http.Transport); !ok {
+		return nil, fmt.Errorf("%w: vault client: Options.VaultHTTPClient.Transport is a %T, want *http.Transport", ErrBadReference, hc.Transport)
+	}
+	client := *hc
+	client.Transport = hc.Transport.(*http.Transport).Clone() // ConfigureTLS edits it
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg := &vault.Config{
+		Address:          o.Addr,
+		HttpClient:       &client,
+		MaxRetries:       0, // the Resolver has its own back-off
+		Timeout:          r.o.fetchTimeout(),
+		DisableRedirects: true,
+	}
+	if err := cfg.ConfigureTLS(vaultTLSFromEnv()); err != nil {
+		return nil, fmt.Errorf("%w: vault client TLS settings: %w", ErrBadReference, err)
+	}
 	c, err := vault.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: vault client: %w", ErrBadReference, err)
@@ -62,6 +83,23 @@ func newVaultProvider(r *Resolver) (*vaultProvider, error) {
 		o.AppRoleMount = "approle"
 	}
 	return &vaultProvider{r: r, opt: o, c: c}, nil
+}
+
+// vaultTLSFromEnv reads the Vault client's TLS variables, the only part of
+// the Vault environment the provider honours.
+func vaultTLSFromEnv() *vault.TLSConfig {
+	t := &vault.TLSConfig{
+		CACert:        os.Getenv(vault.EnvVaultCACert),
+		CACertBytes:   []byte(os.Getenv(vault.EnvVaultCACertBytes)),
+		CAPath:        os.Getenv(vault.EnvVaultCAPath),
+		ClientCert:    os.Getenv(vault.EnvVaultClientCert),
+		ClientKey:     os.Getenv(vault.EnvVaultClientKey),
+		TLSServerName: os.Getenv(vault.EnvVaultTLSServerName),
+	}
+	if len(t.CACertBytes) == 0 {
+		t.CACertBytes = nil
+	}
+	return t
 }
 
 func (p *vaultProvider) fetch(ctx context.Context, target string) (Secret, error) {

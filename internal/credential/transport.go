@@ -34,7 +34,7 @@ import (
 // answered with credential_unavailable, and retrying them would multiply
 // vendor calls.
 type Transport struct {
-	Base        http.RoundTripper // nil means http.DefaultTransport
+	Base        http.RoundTripper // the egress-guarded base; nil is an error, never http.DefaultTransport
 	Injector    Injector
 	Integration string
 	// OnRevoked is the alert hook; it is called synchronously.
@@ -125,11 +125,15 @@ func (t *Transport) attempt(req *http.Request, body io.ReadCloser) (*http.Respon
 	if sink, ok := req.Context().Value(infoSinkKey{}).(*Info); ok && sink != nil {
 		*sink = info
 	}
-	base := t.Base
-	if base == nil {
-		base = http.DefaultTransport
+	if t.Base == nil {
+		// Never fall back to http.DefaultTransport: it has no egress
+		// guard and honours the environment's proxy.
+		if out.Body != nil {
+			_ = out.Body.Close()
+		}
+		return nil, info, fmt.Errorf("integration %s: %w: Transport.Base is nil", t.Integration, ErrConfig)
 	}
-	resp, err := base.RoundTrip(out)
+	resp, err := t.Base.RoundTrip(out)
 	if err != nil {
 		return nil, info, err
 	}

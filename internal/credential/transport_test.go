@@ -95,7 +95,7 @@ func TestTransportInjectsWithoutTouchingCallerRequest(t *testing.T) {
 	fp := &fakeProvider{val: "key-one-abcdef", version: "1"}
 	in, _, _ := staticSetup(t, fp)
 	v := newFakeVendor(t, "key-one-abcdef")
-	tr := &Transport{Base: http.DefaultTransport, Injector: in, Integration: "payments"}
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
 	var info Info
 	req, _ := http.NewRequestWithContext(WithInfoSink(context.Background(), &info), http.MethodGet, v.srv.URL+"/v1/x", nil)
 	resp, err := tr.RoundTrip(req)
@@ -122,7 +122,7 @@ func TestTransportRefreshesAndRetriesOnce(t *testing.T) {
 	}
 	fp.set("key-two-abcdef", "2", nil)
 	v := newFakeVendor(t, "key-two-abcdef")
-	tr := &Transport{Injector: in, Integration: "payments", Logger: in.o.Logger}
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments", Logger: in.o.Logger}
 	var info Info
 	resp, err := post(t, WithInfoSink(ctx, &info), tr, v.srv.URL, `{"amount":100}`)
 	if err != nil || resp.StatusCode != 200 {
@@ -147,7 +147,7 @@ func TestTransportMarksRevokedAfterSecondRejection(t *testing.T) {
 			v := newFakeVendor(t) // accepts nothing
 			v.status = status
 			var alerts atomic.Int64
-			tr := &Transport{Injector: in, Integration: "payments", OnRevoked: func(name string) {
+			tr := &Transport{Base: testBase(), Injector: in, Integration: "payments", OnRevoked: func(name string) {
 				if name == "payments" {
 					alerts.Add(1)
 				}
@@ -190,7 +190,7 @@ func TestTransportNonReplayableBody(t *testing.T) {
 	fp := &fakeProvider{val: "key-one-abcdef", version: "1"}
 	in, _, _ := staticSetup(t, fp)
 	v := newFakeVendor(t)
-	tr := &Transport{Injector: in, Integration: "payments"}
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
 	req, _ := http.NewRequest(http.MethodPost, v.srv.URL, io.NopCloser(strings.NewReader("stream")))
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
@@ -209,7 +209,7 @@ func TestTransportPassesInsufficientScope(t *testing.T) {
 	in, _, _ := staticSetup(t, fp)
 	v := newFakeVendor(t)
 	v.status, v.wwwAuth = http.StatusForbidden, `Bearer error="insufficient_scope", scope="admin"`
-	tr := &Transport{Injector: in, Integration: "payments"}
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
 	resp, err := post(t, context.Background(), tr, v.srv.URL, "x")
 	if err != nil || resp.StatusCode != 403 || v.calls.Load() != 1 || fp.count() != 1 || in.Status().Revoked {
 		t.Errorf("err %v status %v calls %d reads %d; want the 403 passed through untouched", err, resp, v.calls.Load(), fp.count())
@@ -227,7 +227,7 @@ func TestTransport401BurstRefreshesOnce(t *testing.T) {
 	fp.set("key-two-abcdef", "2", nil)
 	fp.delay = 50 * time.Millisecond
 	v := newFakeVendor(t, "key-two-abcdef")
-	tr := &Transport{Injector: in, Integration: "payments"}
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
 	const n = 50
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -254,7 +254,7 @@ func TestTransportRefreshFailure(t *testing.T) {
 	}
 	fp.set("", "", errors.New("store down"))
 	v := newFakeVendor(t)
-	tr := &Transport{Injector: in, Integration: "payments"}
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
 	_, err := post(t, context.Background(), tr, v.srv.URL, "x")
 	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrRevoked) || v.calls.Load() != 1 || in.Status().Revoked {
 		t.Errorf("err %v, vendor calls %d, revoked %v; want ErrUnavailable after 1 call, not revoked", err, v.calls.Load(), in.Status().Revoked)
@@ -268,7 +268,7 @@ func TestQueryCredential(t *testing.T) {
 	defer vendor.Close()
 	c := &config.Credential{Type: "query", Param: "api_key", Secret: config.MustRef("env:PCS_TEST_QUERY_KEY")}
 	in, _ := newTestInjector(t, c, nil)
-	tr := &Transport{Injector: in, Integration: "maps"}
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "maps"}
 	req, _ := http.NewRequest(http.MethodGet, vendor.URL+"/geo?q=a%20b&api_key=caller-supplied&z=1", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {

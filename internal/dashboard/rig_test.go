@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/chaos"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/observe"
@@ -173,7 +174,7 @@ func newRig(t *testing.T, ro rigOptions) *rig {
 				return faulty.RoundTrip(req.WithContext(chaos.WithTarget(req.Context(), rec.Integration, rec.Route)))
 			})
 		},
-		Credentials: func(name string, c *config.Credential, base http.RoundTripper) (http.RoundTripper, func(context.Context) error, error) {
+		Credentials: func(name string, c *config.Credential, base http.RoundTripper, _ *egress.Policy) (http.RoundTripper, func(context.Context) error, error) {
 			inj, err := credential.NewInjector(name, c, resolver, credential.Options{Logger: log})
 			if err != nil {
 				return nil, nil, err

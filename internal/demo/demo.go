@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/server"
 )
@@ -118,7 +119,7 @@ Caller tokens (only their sha256 hashes are in the config):
 
 `, vport, gw, admin, cfgPath, logFile.Name(), envVendorKey, billingTok, supportTok, adminToken)
 
-	t := tour{out: out, client: &http.Client{Timeout: 10 * time.Second}}
+	t := tour{out: out, client: &http.Client{Timeout: 10 * time.Second, Transport: egress.CLITransport()}}
 	t.step("1. billing creates a charge: allowed, and the gateway injects the vendor key",
 		"POST", gw+"/payments/v1/charges", billingTok, `{"amount":1999,"currency":"eur"}`, 201, "")
 	t.step("2. support reads a charge: allowed on GET /v1/charges/{id}",

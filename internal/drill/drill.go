@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/chaos"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -78,7 +79,9 @@ func (c *Config) defaults() {
 		c.Method = http.MethodGet
 	}
 	if c.HTTP == nil {
-		c.HTTP = &http.Client{Timeout: 30 * time.Second}
+		// No proxy from the environment: the caller and admin tokens go
+		// to the addresses the operator gave, and nowhere else.
+		c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: egress.CLITransport()}
 	}
 }
 

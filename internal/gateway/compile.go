@@ -168,7 +168,7 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 // templates, egress allowlists, pins and CA files are checked the same way
 // serve checks them. It opens no connection and resolves no secret.
 func Validate(cfg *config.Config) error {
-	o := &Options{Credentials: func(string, *config.Credential, http.RoundTripper) (http.RoundTripper, func(context.Context) error, error) {
+	o := &Options{Credentials: func(string, *config.Credential, http.RoundTripper, *egress.Policy) (http.RoundTripper, func(context.Context) error, error) {
 		return nil, nil, nil
 	}}
 	o.defaults()

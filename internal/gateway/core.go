@@ -77,7 +77,7 @@ func buildCore(name string, c *config.Integration, eg *egress.Policy, o *Options
 		if o.Credentials == nil {
 			return nil, fmt.Errorf("credential: no credential provider configured")
 		}
-		rt, refresh, err := o.Credentials(name, c.Credential, chain)
+		rt, refresh, err := o.Credentials(name, c.Credential, chain, eg)
 		if err != nil {
 			return nil, fmt.Errorf("credential: %w", err)
 		}

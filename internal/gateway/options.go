@@ -11,6 +11,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/anomaly"
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/store"
 	"github.com/portcullis-dev/portcullis/internal/validate"
@@ -18,8 +19,10 @@ import (
 
 // CredentialFactory builds the `inject` layer of an integration's outbound
 // chain: a RoundTripper that sets the vendor credential on every attempt,
-// and a function that forces fresh credential material.
-type CredentialFactory func(integration string, c *config.Credential, base http.RoundTripper) (rt http.RoundTripper, refresh func(context.Context) error, err error)
+// and a function that forces fresh credential material. eg is the
+// integration's egress policy: token requests (OAuth2, JWT bearer) must go
+// through it (eg.Client), never through a client of their own.
+type CredentialFactory func(integration string, c *config.Credential, base http.RoundTripper, eg *egress.Policy) (rt http.RoundTripper, refresh func(context.Context) error, err error)
 
 // Options are the gateway's collaborators, all optional.
 type Options struct {

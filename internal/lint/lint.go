@@ -107,6 +107,9 @@ var problemRules = []struct {
 	{NoAdminToken, "server.admin_token", "no admin token"},
 	{NoScopes, "", "no scopes requested"},
 	{CallerUnreachable, "", "can never authenticate"},
+	{TokenURLOffEgress, ".credential.token_url", "is not on integrations."},
+	{InternalNotAllowed, "", "is not on internal_egress.allow"},
+	{InternalEgressEntry, "", "internal egress entry"},
 	{ListenerUnbounded, "", config.ListenerBoundOff},
 }
 
@@ -128,7 +131,9 @@ func (c *checker) fromProblem(p config.Problem) {
 		fix = ruleByID(id).Fix
 	}
 	c.findings = append(c.findings, Finding{ID: id, Severity: sev, Path: p.Path, Line: p.Line, Message: p.Msg, Fix: fix})
-	if p.Path != "" {
+	// A URL off an allowlist may also carry a secret: that is a second
+	// problem with the same value, so leave it to the secret rules.
+	if p.Path != "" && id != InternalNotAllowed && id != TokenURLOffEgress {
 		c.reported[p.Path] = true
 	}
 }
@@ -160,5 +165,8 @@ func (c *checker) compile() {
 		if err != nil {
 			c.add(ConfigInvalid, p+".egress", "", "%v", err)
 		}
+	}
+	if _, err := egress.NewInternalPolicy(c.cfg.InternalEgress.Allow, nil); err != nil {
+		c.add(InternalEgressEntry, "internal_egress.allow", "", "%v", err)
 	}
 }

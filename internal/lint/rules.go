@@ -66,6 +66,10 @@ const (
 	ChaosEnabled      = "PC018"
 	BadChaosFault     = "PC019"
 	CallerUnreachable = "PC020"
+	// PC028–PC031 are the gateway's own connections (issue 13 item 8).
+	TokenURLOffEgress   = "PC028"
+	InternalNotAllowed  = "PC029"
+	InternalEgressEntry = "PC030"
 	ListenerUnbounded = "PC032"
 )
 
@@ -114,6 +118,12 @@ func Rules() []Rule {
 			"Correct the fault as the message says."},
 		{CallerUnreachable, "caller-cannot-authenticate", Warning, "A caller can never authenticate",
 			"Give the caller a token hash or an mTLS subject, or remove it."},
+		{TokenURLOffEgress, "token-url-not-on-egress", Error, "An OAuth2/JWT token_url is not on its integration's egress allowlist",
+			"Add the token endpoint's host:port to the integration's egress.allow: token requests go through the same egress guard as vendor calls."},
+		{InternalNotAllowed, "internal-target-not-allowlisted", Error, "An alert sink, webhook forward_to or OTLP endpoint is not on internal_egress.allow",
+			"Add the target's host:port to internal_egress.allow; the gateway opens no connection of its own to a host that is not listed there."},
+		{InternalEgressEntry, "bad-internal-egress-entry", Error, "An internal_egress.allow entry is malformed or could never be reached",
+			"Write each entry as host:port (IPv6 in brackets), without wildcards, and not a cloud metadata address."},
 		{ListenerUnbounded, "listener-unbounded", Warning, "A listener bound in server.limits is turned off",
 			"Remove the 0s (the listener's default applies) or set a duration; see docs/listeners.md."},
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/dashboard"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/forward"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
@@ -53,10 +54,19 @@ type assembly struct {
 
 func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *secret.Scrubber) (*assembly, error) {
 	a := &assembly{log: log, scrub: scrub, metrics: observe.NewMetrics()}
+	internal, err := internalPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	vault := credential.VaultOptionsFromEnv()
+	if err := checkVaultEgress(cfg, internal, vault.Addr); err != nil {
+		return nil, err
+	}
 	a.resolver = credential.NewResolver(credential.Options{
-		Logger:   log,
-		Scrubber: scrub,
-		Vault:    credential.VaultOptionsFromEnv(),
+		Logger:          log,
+		Scrubber:        scrub,
+		Vault:           vault,
+		VaultHTTPClient: internal.Client(vaultClientTimeout),
 	})
 	a.closers = append(a.closers, a.resolver.Close)
 	if err := a.checkSecrets(ctx, cfg); err != nil {
@@ -73,7 +83,7 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 	a.usage = newUsageWriter(st, log)
 	a.closers = append(a.closers, a.usage.close)
 	a.series = dashboard.NewSeries(nil)
-	hub, err := anomaly.NewHub(cfg.Alerts.Sinks, log, a.metrics.Registry, nil)
+	hub, err := anomaly.NewHub(cfg.Alerts.Sinks, log, a.metrics.Registry, nil, anomaly.WithHTTPClient(internal.Client(alertClientTimeout)))
 	if err != nil {
 		a.close()
 		return nil, fmt.Errorf("alerts: %w", err)
@@ -109,7 +119,7 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 		a.close()
 		return nil, fmt.Errorf("chaos.faults: %w", err)
 	}
-	tracer, stopTracer, err := newTracer(cfg.Tracing)
+	tracer, stopTracer, err := newTracer(cfg.Tracing, internal.Client(otlpClientTimeout))
 	if err != nil {
 		a.close()
 		return nil, err
@@ -240,8 +250,11 @@ func (l lines) Error() string {
 func joinLines(errs []error) error { return lines(errs) }
 
 func (a *assembly) credentialFactory() gateway.CredentialFactory {
-	return func(name string, c *config.Credential, base http.RoundTripper) (http.RoundTripper, func(context.Context) error, error) {
-		inj, err := credential.NewInjector(name, c, a.resolver, credential.Options{Logger: a.log, Scrubber: a.scrub})
+	return func(name string, c *config.Credential, base http.RoundTripper, eg *egress.Policy) (http.RoundTripper, func(context.Context) error, error) {
+		// Token requests go through the integration's own egress policy:
+		// its allowlist, address check, CA file and pins.
+		inj, err := credential.NewInjector(name, c, a.resolver, credential.Options{Logger: a.log, Scrubber: a.scrub,
+			HTTPClient: eg.Client(tokenClientTimeout)})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -389,7 +402,16 @@ func (a *assembly) close() {
 // unreadable reference by config path, line and reference, never by value.
 func ResolveSecrets(cfg *config.Config) error {
 	a := &assembly{log: slog.New(slog.DiscardHandler), scrub: secret.NewScrubber()}
-	a.resolver = credential.NewResolver(credential.Options{Logger: a.log, Scrubber: a.scrub, Vault: credential.VaultOptionsFromEnv()})
+	internal, err := internalPolicy(cfg)
+	if err != nil {
+		return err
+	}
+	vault := credential.VaultOptionsFromEnv()
+	if err := checkVaultEgress(cfg, internal, vault.Addr); err != nil {
+		return err
+	}
+	a.resolver = credential.NewResolver(credential.Options{Logger: a.log, Scrubber: a.scrub, Vault: vault,
+		VaultHTTPClient: internal.Client(vaultClientTimeout)})
 	defer a.resolver.Close()
 	return a.checkSecrets(context.Background(), cfg)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -16,12 +17,18 @@ import (
 
 // newTracer builds the OTLP/HTTP exporter when tracing.otlp_endpoint is set;
 // nil otherwise (the gateway then records no spans). The provider is not
-// installed globally.
-func newTracer(cfg config.Tracing) (trace.Tracer, func(), error) {
+// installed globally. The exporter sends through client (the internal_egress
+// policy): without it otlptracehttp would build its own transport, which
+// honours HTTPS_PROXY and has no address check.
+func newTracer(cfg config.Tracing, client *http.Client) (trace.Tracer, func(), error) {
 	if cfg.OTLPEndpoint == "" {
 		return nil, func() {}, nil
 	}
-	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint+"/v1/traces"))
+	if client == nil || client.Transport == nil {
+		return nil, nil, fmt.Errorf("tracing.otlp_endpoint: no egress-guarded HTTP client")
+	}
+	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint+"/v1/traces"),
+		otlptracehttp.WithHTTPClient(client))
 	if err != nil {
 		return nil, nil, fmt.Errorf("tracing.otlp_endpoint: %w", err)
 	}

@@ -53,13 +53,19 @@ func (w *webhooks) options(cfg *config.Config) webhook.Options {
 		OnEvent:        a.event,
 		BaseDir:        filepath.Dir(cfg.Path),
 		ReplayFailOpen: cfg.State.OnRedisDown != nil && cfg.State.OnRedisDown.Replay == "fail_open",
-		Client:         &http.Client{Timeout: 30 * time.Second},
 	}
 }
 
 // load builds the handler and forwarder for cfg and swaps them in.
 func (w *webhooks) load(cfg *config.Config) error {
 	o := w.options(cfg)
+	// forward_to goes through internal_egress.allow of the config being
+	// loaded, so a reload that adds a target must also list it.
+	internal, err := internalPolicy(cfg)
+	if err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	o.Client = internal.Client(forwardTimeout)
 	fw, err := webhook.NewForwarder(cfg.Webhooks, o)
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)

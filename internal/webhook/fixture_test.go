@@ -118,6 +118,9 @@ func newFixture(t testing.TB, webhooks map[string]*config.Webhook) *fixture {
 		Store: f.store, Secrets: f.secretFunc, Now: f.clock.Now, Metrics: m,
 		Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnEvent: f.onEvent, Jitter: func() float64 { return 0 },
+		// The receivers are httptest servers on loopback ports chosen at
+		// run time; egress_test.go tests the internal_egress client.
+		Client: &http.Client{Transport: &http.Transport{}},
 	}
 	return f
 }

@@ -102,10 +102,18 @@ func NewForwarder(webhooks map[string]*config.Webhook, o Options) (*Forwarder, e
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	c := &http.Client{Timeout: o.ForwardTimeout}
+	if len(f.targets) > 0 && (o.Client == nil || o.Client.Transport == nil) {
+		// Never http.DefaultTransport: no egress guard, and the
+		// environment's proxy.
+		return nil, errors.New("webhook: Options.Client with an egress-guarded Transport is required for forward_to")
+	}
+	cp := http.Client{}
 	if o.Client != nil {
-		cp := *o.Client
-		c = &cp
+		cp = *o.Client
+	}
+	c := &cp
+	if c.Timeout == 0 {
+		c.Timeout = o.ForwardTimeout
 	}
 	// A 3xx is a failure to fix in the config, not a hop to follow (Standard
 	// Webhooks, "Delivery success and failure").

@@ -60,8 +60,11 @@ type Options struct {
 	// to Forwarder.Wake for prompt delivery (the Forwarder also polls).
 	Enqueued func()
 
-	// Client sends forwarded webhooks (default: a client with ForwardTimeout).
-	// Redirects are never followed.
+	// Client sends forwarded webhooks; required when a webhook has a
+	// forward_to. The gateway passes one built on the internal_egress policy
+	// (egress.Policy.Client), so forward_to's host must be listed there; nil,
+	// or a nil Transport (http.DefaultTransport), is an error. Redirects are
+	// never followed; ForwardTimeout applies when the client sets none.
 	Client *http.Client
 	// ForwardTimeout bounds one delivery attempt. Default 30s.
 	ForwardTimeout time.Duration
