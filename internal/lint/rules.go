@@ -70,7 +70,7 @@ const (
 	TokenURLOffEgress   = "PC028"
 	InternalNotAllowed  = "PC029"
 	InternalEgressEntry = "PC030"
-	ListenerUnbounded = "PC032"
+	ListenerUnbounded   = "PC032"
 )
 
 // Rules returns the rule catalogue in id order.
