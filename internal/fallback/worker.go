@@ -76,8 +76,9 @@ type WorkerConfig struct {
 
 // Worker claims queued calls and delivers them, at least once: a job is
 // marked done only after the vendor answered, and a job whose worker died
-// is claimed again when its lease expires. Every delivery of a job carries
-// the same Idempotency-Key.
+// is claimed again when its lease expires (with the embedded store, as soon
+// as the restarted gateway opens it: see store.OpenEmbedded). Every
+// delivery of a job carries the same Idempotency-Key.
 type Worker struct {
 	q   *Queue
 	cfg WorkerConfig
