@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/portcullis-dev/portcullis/internal/resilience"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -94,6 +95,36 @@ func TestSubmitRefusesLargeBody(t *testing.T) {
 	_, err := q.Submit(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/x", ""), []byte("12345"))
 	if !errors.Is(err, ErrBodyTooLarge) {
 		t.Errorf("Submit = %v, want ErrBodyTooLarge", err)
+	}
+}
+
+// TestSubmitAfterHoldsFirstDelivery: a job queued with a delay (a vendor's
+// Retry-After) is not claimable before it, and is at it.
+func TestSubmitAfterHoldsFirstDelivery(t *testing.T) {
+	clk := resilience.NewFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	st := store.NewMemory(clk.Now)
+	q := NewQueue(st, QueueConfig{}, clk)
+	id, err := q.SubmitAfter(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/charges", ""), nil, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := storedCall(t, st, id); !j.NotBefore.Equal(clk.Now().Add(90 * time.Second)) {
+		t.Errorf("NotBefore %v, want now + 90s", j.NotBefore)
+	}
+	claim := func() int {
+		jobs, err := st.Claim(context.Background(), QueueName, 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(jobs)
+	}
+	clk.Advance(89 * time.Second)
+	if n := claim(); n != 0 {
+		t.Fatalf("claimed %d jobs 89s into a 90s Retry-After", n)
+	}
+	clk.Advance(time.Second)
+	if n := claim(); n != 1 {
+		t.Errorf("claimed %d jobs once the Retry-After passed, want 1", n)
 	}
 }
 
