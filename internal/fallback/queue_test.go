@@ -234,6 +234,35 @@ func TestWorkerDeliversWithRetriesAndOneIdempotencyKey(t *testing.T) {
 	})
 }
 
+// TestWorkerDrainsBacklogWithoutWaitingForPolls: a backlog larger than
+// Concurrency (jobs waiting when the gateway starts) is delivered as fast
+// as deliveries end, not one batch per PollInterval.
+func TestWorkerDrainsBacklogWithoutWaitingForPolls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := store.NewMemory(nil)
+		q := NewQueue(st, QueueConfig{}, nil)
+		const jobs = 20
+		for range jobs {
+			if _, err := q.Submit(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/charges", ""), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		vendor := &vendorRT{respond: func(int) (*http.Response, error) { return answer(201, "{}"), nil }}
+		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Concurrency: 2, PollInterval: time.Second}, nil)
+		start := time.Now()
+		stop := runWorker(w)
+		defer stop()
+		for vendor.count() < jobs {
+			time.Sleep(time.Millisecond)
+		}
+		// The fake clock of the bubble moves only while everything waits:
+		// the time it shows is the time spent waiting for polls.
+		if took := time.Since(start); took >= time.Second {
+			t.Errorf("%d jobs at concurrency 2 took %v of poll waits, want < one PollInterval (1s)", jobs, took)
+		}
+	})
+}
+
 func TestWorkerOutcomes(t *testing.T) {
 	tests := []struct {
 		name        string

@@ -143,6 +143,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 
 	slots := make(chan struct{}, w.cfg.Concurrency)
+	// freed wakes the loop when a delivery ends, so a backlog (after a
+	// restart, or an outage) drains at the vendor's pace, not one batch
+	// per PollInterval.
+	freed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -154,7 +158,13 @@ func (w *Worker) Run(ctx context.Context) error {
 			for _, j := range jobs {
 				slots <- struct{}{}
 				wg.Go(func() {
-					defer func() { <-slots }()
+					defer func() {
+						<-slots
+						select {
+						case freed <- struct{}{}:
+						default:
+						}
+					}()
 					w.deliver(ctx, j)
 				})
 			}
@@ -166,6 +176,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-w.q.wake:
+		case <-freed:
 		case <-w.clk.After(w.cfg.PollInterval):
 		}
 	}
