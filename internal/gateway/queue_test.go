@@ -116,7 +116,7 @@ func TestAsyncCallQueuedWhenVendorIsDown(t *testing.T) {
 	inAnHour := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 	tests := []struct {
 		name   string
-		vendor scripted
+		vendor *scripted
 		path   string
 		header map[string]string
 		// queued: 202 and a job whose first delivery waits ~notBefore;
@@ -126,26 +126,26 @@ func TestAsyncCallQueuedWhenVendorIsDown(t *testing.T) {
 		status    int
 		tries     int // vendor attempts for the call; 0: not checked
 	}{
-		{name: "503-after-retries", vendor: scripted{status: 503}, queued: true, tries: 3},
-		{name: "502-after-retries", vendor: scripted{status: 502}, queued: true, tries: 3},
-		{name: "504-after-retries", vendor: scripted{status: 504}, queued: true, tries: 3},
-		{name: "429-retry-after-seconds", vendor: scripted{status: 429, header: map[string]string{"Retry-After": "120"}},
+		{name: "503-after-retries", vendor: &scripted{status: 503}, queued: true, tries: 3},
+		{name: "502-after-retries", vendor: &scripted{status: 502}, queued: true, tries: 3},
+		{name: "504-after-retries", vendor: &scripted{status: 504}, queued: true, tries: 3},
+		{name: "429-retry-after-seconds", vendor: &scripted{status: 429, header: map[string]string{"Retry-After": "120"}},
 			queued: true, notBefore: 120 * time.Second, tries: 1},
-		{name: "503-retry-after-http-date", vendor: scripted{status: 503, header: map[string]string{"Retry-After": inAnHour.Format(http.TimeFormat)}},
+		{name: "503-retry-after-http-date", vendor: &scripted{status: 503, header: map[string]string{"Retry-After": inAnHour.Format(http.TimeFormat)}},
 			queued: true, notBefore: time.Until(inAnHour), tries: 1},
-		{name: "timeout", vendor: scripted{hang: true}, queued: true},
-		{name: "400-passed-on", vendor: scripted{status: 400}, status: 400, tries: 1},
-		{name: "404-passed-on", vendor: scripted{status: 404}, status: 404, tries: 1},
-		{name: "409-passed-on", vendor: scripted{status: 409}, status: 409, tries: 1},
-		{name: "422-passed-on", vendor: scripted{status: 422}, status: 422, tries: 1},
-		{name: "500-passed-on", vendor: scripted{status: 500}, status: 500, tries: 1},
-		{name: "503-without-respond-async", vendor: scripted{status: 503},
+		{name: "timeout", vendor: &scripted{hang: true}, queued: true},
+		{name: "400-passed-on", vendor: &scripted{status: 400}, status: 400, tries: 1},
+		{name: "404-passed-on", vendor: &scripted{status: 404}, status: 404, tries: 1},
+		{name: "409-passed-on", vendor: &scripted{status: 409}, status: 409, tries: 1},
+		{name: "422-passed-on", vendor: &scripted{status: 422}, status: 422, tries: 1},
+		{name: "500-passed-on", vendor: &scripted{status: 500}, status: 500, tries: 1},
+		{name: "503-without-respond-async", vendor: &scripted{status: 503},
 			header: map[string]string{"Prefer": "", "Idempotency-Key": "key-1"}, status: 503},
-		{name: "503-post-without-idempotency-key", vendor: scripted{status: 503},
+		{name: "503-post-without-idempotency-key", vendor: &scripted{status: 503},
 			header: map[string]string{"Prefer": "respond-async", "Idempotency-Key": ""}, status: 503},
-		{name: "timeout-post-without-idempotency-key", vendor: scripted{hang: true},
+		{name: "timeout-post-without-idempotency-key", vendor: &scripted{hang: true},
 			header: map[string]string{"Prefer": "respond-async", "Idempotency-Key": ""}, status: 504},
-		{name: "503-on-route-without-queue", vendor: scripted{status: 503}, path: "/payments/v1/refunds", status: 503},
+		{name: "503-on-route-without-queue", vendor: &scripted{status: 503}, path: "/payments/v1/refunds", status: 503},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
