@@ -234,6 +234,41 @@ func TestWorkerDeliversWithRetriesAndOneIdempotencyKey(t *testing.T) {
 	})
 }
 
+// TestWorkerWaitsOutVendorPause: a delivery refused by the vendor's pause
+// (the gateway's limiter after a 429) is tried again when the pause ends,
+// not at the next backoff.
+func TestWorkerWaitsOutVendorPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := NewQueue(store.NewMemory(nil), QueueConfig{}, nil)
+		vendor := &vendorRT{respond: func(n int) (*http.Response, error) {
+			if n == 1 {
+				return nil, &resilience.RateLimitError{Scope: "vendor", RetryAfter: 40 * time.Second}
+			}
+			return answer(201, "{}"), nil
+		}}
+		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Backoff: time.Second, MaxBackoff: 2 * time.Second}, nil)
+		stop := runWorker(w)
+		defer stop()
+		start := time.Now()
+		id, err := q.Submit(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/charges", ""), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		v, err := q.Get(context.Background(), "billing", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.State != "succeeded" || v.Attempts != 2 {
+			t.Fatalf("job %s after %d attempts, want succeeded after 2", v.State, v.Attempts)
+		}
+		if gap := v.Updated.Sub(start); gap < 40*time.Second {
+			t.Errorf("delivered %v after submit, want ≥ 40s (the vendor's pause)", gap)
+		}
+	})
+}
+
 // TestWorkerDrainsBacklogWithoutWaitingForPolls: a backlog larger than
 // Concurrency (jobs waiting when the gateway starts) is delivered as fast
 // as deliveries end, not one batch per PollInterval.

@@ -225,7 +225,13 @@ func (w *Worker) deliver(ctx context.Context, j store.Job) {
 			w.putBack(log, j)
 			return
 		}
-		w.retry(ctx, log, j, nil, 0, publicError(err))
+		// A vendor pause (its earlier 429 or Retry-After) says how long.
+		var rl *resilience.RateLimitError
+		wait := time.Duration(0)
+		if errors.As(err, &rl) {
+			wait = rl.RetryAfter
+		}
+		w.retry(ctx, log, j, nil, wait, publicError(err))
 		return
 	}
 	res := w.readResult(resp)
