@@ -84,8 +84,11 @@ cleanup() {
 	for ((i = 0; i < 100; i++)); do
 		alive=0
 		for p in "${pids[@]}"; do
-			# an exited child stays a zombie (state Z) until wait: not alive
-			st=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1)
+			# Not alive: gone from /proc (bash reaps its children as they exit)
+			# or a zombie (state Z). The read of a vanished /proc entry fails;
+			# under set -e and pipefail that failure would end the script, in
+			# its EXIT trap, with sed's status 2, after the report.
+			st=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1) || st=
 			if [ -n "$st" ] && [ "$st" != Z ]; then alive=1; fi
 		done
 		if [ $alive = 0 ]; then break; fi

@@ -100,6 +100,12 @@ func newID(prefix string) string {
 // caller's credentials; the request's Idempotency-Key is kept, or one is
 // generated, so every delivery of the job carries the same key.
 func (q *Queue) Submit(ctx context.Context, caller, integration string, req *http.Request, body []byte) (jobID string, err error) {
+	return q.SubmitAfter(ctx, caller, integration, req, body, 0)
+}
+
+// SubmitAfter is Submit with the first delivery held back by delay (0: due
+// at once), as a vendor's Retry-After asks.
+func (q *Queue) SubmitAfter(ctx context.Context, caller, integration string, req *http.Request, body []byte, delay time.Duration) (jobID string, err error) {
 	if int64(len(body)) > q.cfg.MaxBodyBytes {
 		return "", fmt.Errorf("queue: %w (%d bytes, limit %d)", ErrBodyTooLarge, len(body), q.cfg.MaxBodyBytes)
 	}
@@ -118,7 +124,11 @@ func (q *Queue) Submit(ctx context.Context, caller, integration string, req *htt
 		return "", fmt.Errorf("queue: encoding call: %w", err)
 	}
 	id := newID("job_")
-	if err := q.q.Enqueue(ctx, QueueName, store.Job{ID: id, Owner: caller, Payload: payload}); err != nil {
+	j := store.Job{ID: id, Owner: caller, Payload: payload}
+	if delay > 0 {
+		j.NotBefore = q.clk.Now().Add(delay)
+	}
+	if err := q.q.Enqueue(ctx, QueueName, j); err != nil {
 		return "", fmt.Errorf("queue: storing job: %w", err)
 	}
 	select {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/portcullis-dev/portcullis/internal/resilience"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -94,6 +95,36 @@ func TestSubmitRefusesLargeBody(t *testing.T) {
 	_, err := q.Submit(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/x", ""), []byte("12345"))
 	if !errors.Is(err, ErrBodyTooLarge) {
 		t.Errorf("Submit = %v, want ErrBodyTooLarge", err)
+	}
+}
+
+// TestSubmitAfterHoldsFirstDelivery: a job queued with a delay (a vendor's
+// Retry-After) is not claimable before it, and is at it.
+func TestSubmitAfterHoldsFirstDelivery(t *testing.T) {
+	clk := resilience.NewFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	st := store.NewMemory(clk.Now)
+	q := NewQueue(st, QueueConfig{}, clk)
+	id, err := q.SubmitAfter(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/charges", ""), nil, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := storedCall(t, st, id); !j.NotBefore.Equal(clk.Now().Add(90 * time.Second)) {
+		t.Errorf("NotBefore %v, want now + 90s", j.NotBefore)
+	}
+	claim := func() int {
+		jobs, err := st.Claim(context.Background(), QueueName, 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(jobs)
+	}
+	clk.Advance(89 * time.Second)
+	if n := claim(); n != 0 {
+		t.Fatalf("claimed %d jobs 89s into a 90s Retry-After", n)
+	}
+	clk.Advance(time.Second)
+	if n := claim(); n != 1 {
+		t.Errorf("claimed %d jobs once the Retry-After passed, want 1", n)
 	}
 }
 
@@ -199,6 +230,70 @@ func TestWorkerDeliversWithRetriesAndOneIdempotencyKey(t *testing.T) {
 		// The third attempt waited for the vendor's Retry-After (30s) after the second.
 		if gap := v.Updated.Sub(start); gap < 30*time.Second {
 			t.Errorf("succeeded %v after submit, want ≥ 30s (Retry-After honoured)", gap)
+		}
+	})
+}
+
+// TestWorkerWaitsOutVendorPause: a delivery refused by the vendor's pause
+// (the gateway's limiter after a 429) is tried again when the pause ends,
+// not at the next backoff.
+func TestWorkerWaitsOutVendorPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := NewQueue(store.NewMemory(nil), QueueConfig{}, nil)
+		vendor := &vendorRT{respond: func(n int) (*http.Response, error) {
+			if n == 1 {
+				return nil, &resilience.RateLimitError{Scope: "vendor", RetryAfter: 40 * time.Second}
+			}
+			return answer(201, "{}"), nil
+		}}
+		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Backoff: time.Second, MaxBackoff: 2 * time.Second}, nil)
+		stop := runWorker(w)
+		defer stop()
+		start := time.Now()
+		id, err := q.Submit(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/charges", ""), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		v, err := q.Get(context.Background(), "billing", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.State != "succeeded" || v.Attempts != 2 {
+			t.Fatalf("job %s after %d attempts, want succeeded after 2", v.State, v.Attempts)
+		}
+		if gap := v.Updated.Sub(start); gap < 40*time.Second {
+			t.Errorf("delivered %v after submit, want ≥ 40s (the vendor's pause)", gap)
+		}
+	})
+}
+
+// TestWorkerDrainsBacklogWithoutWaitingForPolls: a backlog larger than
+// Concurrency (jobs waiting when the gateway starts) is delivered as fast
+// as deliveries end, not one batch per PollInterval.
+func TestWorkerDrainsBacklogWithoutWaitingForPolls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := store.NewMemory(nil)
+		q := NewQueue(st, QueueConfig{}, nil)
+		const jobs = 20
+		for range jobs {
+			if _, err := q.Submit(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/charges", ""), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		vendor := &vendorRT{respond: func(int) (*http.Response, error) { return answer(201, "{}"), nil }}
+		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Concurrency: 2, PollInterval: time.Second}, nil)
+		start := time.Now()
+		stop := runWorker(w)
+		defer stop()
+		for vendor.count() < jobs {
+			time.Sleep(time.Millisecond)
+		}
+		// The fake clock of the bubble moves only while everything waits:
+		// the time it shows is the time spent waiting for polls.
+		if took := time.Since(start); took >= time.Second {
+			t.Errorf("%d jobs at concurrency 2 took %v of poll waits, want < one PollInterval (1s)", jobs, took)
 		}
 	})
 }

@@ -76,8 +76,9 @@ type WorkerConfig struct {
 
 // Worker claims queued calls and delivers them, at least once: a job is
 // marked done only after the vendor answered, and a job whose worker died
-// is claimed again when its lease expires. Every delivery of a job carries
-// the same Idempotency-Key.
+// is claimed again when its lease expires (with the embedded store, as soon
+// as the restarted gateway opens it: see store.OpenEmbedded). Every
+// delivery of a job carries the same Idempotency-Key.
 type Worker struct {
 	q   *Queue
 	cfg WorkerConfig
@@ -142,6 +143,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 
 	slots := make(chan struct{}, w.cfg.Concurrency)
+	// freed wakes the loop when a delivery ends, so a backlog (after a
+	// restart, or an outage) drains at the vendor's pace, not one batch
+	// per PollInterval.
+	freed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -153,7 +158,13 @@ func (w *Worker) Run(ctx context.Context) error {
 			for _, j := range jobs {
 				slots <- struct{}{}
 				wg.Go(func() {
-					defer func() { <-slots }()
+					defer func() {
+						<-slots
+						select {
+						case freed <- struct{}{}:
+						default:
+						}
+					}()
 					w.deliver(ctx, j)
 				})
 			}
@@ -165,6 +176,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-w.q.wake:
+		case <-freed:
 		case <-w.clk.After(w.cfg.PollInterval):
 		}
 	}
@@ -213,7 +225,13 @@ func (w *Worker) deliver(ctx context.Context, j store.Job) {
 			w.putBack(log, j)
 			return
 		}
-		w.retry(ctx, log, j, nil, 0, publicError(err))
+		// A vendor pause (its earlier 429 or Retry-After) says how long.
+		var rl *resilience.RateLimitError
+		wait := time.Duration(0)
+		if errors.As(err, &rl) {
+			wait = rl.RetryAfter
+		}
+		w.retry(ctx, log, j, nil, wait, publicError(err))
 		return
 	}
 	res := w.readResult(resp)

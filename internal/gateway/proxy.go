@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/egress"
+	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 	"github.com/portcullis-dev/portcullis/internal/resilience"
@@ -87,6 +88,9 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 			return errVendorFailed
 		}
 	}
+	if err := in.queueVendorFailure(resp, ob); err != nil {
+		return err // queued: the caller gets 202, never this answer
+	}
 	if in.validator != nil {
 		if err := in.validateResponse(resp, ob); err != nil {
 			return err
@@ -131,15 +135,19 @@ func (b *limitedBody) Close() error { return b.rc.Close() }
 // errorHandler renders a failed vendor call as problem+json.
 func errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	ob := outboundFrom(r.Context())
+	if qe := (*queuedError)(nil); errors.As(err, &qe) {
+		ob.rec.Cause = qe.Error()
+		fallback.WriteAccepted(w, qe.jobID)
+		return
+	}
 	pe := classify(r.Context(), err)
 	if pe.Code != problem.EgressDenied && pe.Code != problem.CredentialUnavailable && !errors.Is(err, errClientGone) {
 		if serveStale(w, r.Context(), ob, r.Method) {
 			ob.rec.Cause = pe.Error()
 			return
 		}
-		if ob.async && (pe.Code == problem.UpstreamUnreachable || pe.Code == problem.CircuitOpen) && ob.g.queue != nil {
-			// Nothing reached the vendor (or the breaker refused): queue it.
-			if qerr := ob.g.enqueue(w, ob.req, ob); qerr == nil {
+		if delay, ok := queueAfterError(pe, err, r); ok && ob.async && ob.g.queue != nil {
+			if qerr := ob.g.enqueueAfter(w, ob.req, ob, delay); qerr == nil {
 				ob.rec.Cause = pe.Error()
 				return
 			}

@@ -116,6 +116,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec
 	}
 	if wait, err := k.limiter.Wait(r.Context(), caller); err != nil {
 		pe := problem.Wrap(problem.RateLimited, "rate limit reached; retry later", err)
+		if delay, ok := queueAfterError(pe, err, r); ok && async {
+			return g.enqueueAfter(w, r, ob, delay) // the vendor's pause, not our limit
+		}
 		pe.RetryAfter = resilience.RetryAfterSeconds(wait)
 		return pe
 	}

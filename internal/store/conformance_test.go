@@ -41,7 +41,7 @@ func TestEmbeddedDurable(t *testing.T) {
 				t.Fatalf("Close: %v", err)
 			}
 			return openEmbedded(t, dir)
-		})
+		}, storetest.LeasesReleased)
 }
 
 // testPrefix is a fresh key prefix, so tests sharing one Redis database
@@ -110,5 +110,5 @@ func TestRedisDurable(t *testing.T) {
 				t.Fatalf("Close: %v", err)
 			}
 			return openRedis(t, p.(string), store.RedisOptions{Consumer: "replica-b"})
-		})
+		}, storetest.LeasesKept)
 }

@@ -81,7 +81,11 @@ var (
 
 // OpenEmbedded opens (creating if needed) dir/portcullis.db. If another
 // process holds the file it fails after opts.LockTimeout with ErrLocked,
-// naming the file.
+// naming the file. Only one process holds the file, so every job still
+// claimed when it opens was claimed by a process that is gone (killed, or
+// crashed mid-delivery): OpenEmbedded returns those jobs to pending at once
+// instead of letting them wait for their leases. (Redis keeps leases: there
+// another replica may still hold them.)
 func OpenEmbedded(dir string, opts EmbeddedOptions) (*Embedded, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
@@ -127,6 +131,16 @@ func OpenEmbedded(dir string, opts EmbeddedOptions) (*Embedded, error) {
 	}
 	e := &Embedded{db: db, path: path, opts: opts, lim: newLocalLimiter(opts.Now),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	// The file lock says the process that held these leases is gone: its
+	// work resumes now, not when the leases run out.
+	n, err := e.releaseLeases()
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: release the previous process's leases in %s: %w", path, err)
+	}
+	if n > 0 {
+		opts.Logger.Info("jobs claimed by the previous process returned to their queues", slog.Int("jobs", n))
+	}
 	go e.sweepLoop()
 	return e, nil
 }

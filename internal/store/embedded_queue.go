@@ -222,3 +222,44 @@ func (e *Embedded) Stats(_ context.Context, queue string) (int, time.Time, error
 	})
 	return n, oldest, err
 }
+
+// releaseLeases returns every running job of every queue to pending, due
+// now, and says how many it released. Only OpenEmbedded calls it, while the
+// file lock shows that no other process can be delivering them.
+func (e *Embedded) releaseLeases() (int, error) {
+	n := 0
+	err := e.update("release leases", func(tx *bolt.Tx) error {
+		now := e.opts.Now()
+		qs := tx.Bucket(bucketQueues)
+		var names []string
+		if err := qs.ForEachBucket(func(name []byte) error { names = append(names, string(name)); return nil }); err != nil {
+			return err
+		}
+		for _, name := range names {
+			q := qs.Bucket([]byte(name))
+			live := q.Bucket(qLive)
+			if live == nil {
+				continue
+			}
+			// Only the jobs bucket is written below, never the index walked.
+			c := live.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				j, err := loadJob(q, name, string(k[8:]))
+				if err != nil {
+					return err
+				}
+				if j.State != JobRunning {
+					continue
+				}
+				j.State, j.LeaseUntil, j.NotBefore, j.Updated = JobPending, time.Time{}, now, now
+				j.LastError = "interrupted: the process delivering it stopped"
+				if err := saveJob(q, j); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}

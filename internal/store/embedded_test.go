@@ -139,7 +139,16 @@ func TestEmbeddedRestartKeepsEverything(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	closed := time.Now()
 	after := snap(openEmbedded(t, dir))
+	// Only the running job changed: one process uses the file, so reopening
+	// released the lease of the process that closed it. It is due at once.
+	r := after.Jobs[1]
+	if r.State != store.JobPending || r.Attempts != 1 || r.LastError == "" || r.NotBefore.Before(closed) || r.Updated.Before(closed) {
+		t.Errorf("running job after reopen: %s, attempts %d, not before %v, updated %v, last error %q; want pending and due since the reopen, 1 attempt, a reason",
+			r.State, r.Attempts, r.NotBefore, r.Updated, r.LastError)
+	}
+	before.Jobs[1].State, before.Jobs[1].NotBefore, before.Jobs[1].Updated, before.Jobs[1].LastError = r.State, r.NotBefore, r.Updated, r.LastError
 	if diff := cmp.Diff(before, after, cmpopts.EquateApproxTime(0)); diff != "" {
 		t.Errorf("state after restart (-before +after):\n%s", diff)
 	}

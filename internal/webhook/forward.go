@@ -65,7 +65,9 @@ type target struct {
 // Webhooks scheme (original id, new timestamp), so internal services verify
 // one scheme only. Delivery is at least once: a job leaves the queue only
 // after a 2xx, failures are retried with exponential backoff, and a job held
-// by a process that died is claimed again when its lease runs out. A 2xx
+// by a process that died is claimed again when its lease runs out (with the
+// embedded store, as soon as the gateway opens it again: see
+// store.OpenEmbedded). A 2xx
 // whose completion could not be recorded is delivered again with the same
 // webhook-id; receivers deduplicate on it.
 type Forwarder struct {

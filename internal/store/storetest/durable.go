@@ -10,8 +10,24 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
+// Leases says what a backend does, on reopen, with the jobs the previous
+// handle had claimed.
+type Leases int
+
+const (
+	// LeasesKept: a claimed job stays claimed until its lease runs out. Redis
+	// keeps leases, because another replica may still be delivering the job.
+	LeasesKept Leases = iota
+	// LeasesReleased: a claimed job is claimable again at once. The embedded
+	// store releases them when it opens: one process holds the file, so the
+	// one that claimed them is gone.
+	LeasesReleased
+)
+
 type durableCase struct {
 	name string
+	// leases, when set, runs the case only for backends with that behaviour.
+	leases *Leases
 	// before writes to the first handle, after checks the second; both get
 	// the same recent time for records that carry one.
 	before, after func(t *testing.T, s store.Store, at time.Time)
@@ -19,10 +35,14 @@ type durableCase struct {
 
 // RunDurable checks that what a backend acknowledged is still there through
 // a second handle on the same state (see Reopener): queued jobs, a dead
-// worker's lease, finished jobs, KV entries and usage records.
-func RunDurable(t *testing.T, open Opener, reopen Reopener) {
+// worker's lease (kept or released on reopen, as leases says), finished
+// jobs, KV entries and usage records.
+func RunDurable(t *testing.T, open Opener, reopen Reopener, leases Leases) {
 	t.Helper()
 	for _, tc := range durableCases {
+		if tc.leases != nil && *tc.leases != leases {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, at := open(t), usageBase()
@@ -51,7 +71,8 @@ var durableCases = []durableCase{
 		},
 	},
 	{
-		name: "live-lease-survives",
+		name:   "live-lease-survives",
+		leases: ptr(LeasesKept),
 		before: func(t *testing.T, s store.Store, at time.Time) {
 			enqueueN(t, s, 1)
 			mustClaim(t, s, q, 1, time.Minute)
@@ -61,6 +82,29 @@ var durableCases = []durableCase{
 				t.Errorf("after reopen: state %s attempts %d, want running, 1", j.State, j.Attempts)
 			}
 			wantClaimedIDs(t, mustClaim(t, s, q, 1, time.Minute))
+		},
+	},
+	{
+		name:   "previous-process-leases-released",
+		leases: ptr(LeasesReleased),
+		before: func(t *testing.T, s store.Store, at time.Time) {
+			enqueueN(t, s, 3)
+			mustClaim(t, s, q, 2, time.Hour)
+		},
+		after: func(t *testing.T, s store.Store, at time.Time) {
+			for _, id := range []string{"j0", "j1"} {
+				if j := mustGetJob(t, s, q, id); j.State != store.JobPending || j.Attempts != 1 || j.LastError == "" {
+					t.Errorf("%s after reopen: state %s attempts %d last error %q; want pending, 1, a reason", id, j.State, j.Attempts, j.LastError)
+				}
+			}
+			// Claimable at once, not in an hour, and the third job with them.
+			got := mustClaim(t, s, q, 10, time.Minute)
+			wantClaimedIDs(t, got, "j0", "j1", "j2")
+			for _, j := range got {
+				if want := map[string]int{"j0": 2, "j1": 2, "j2": 1}[j.ID]; j.Attempts != want {
+					t.Errorf("%s re-claimed with attempts %d, want %d", j.ID, j.Attempts, want)
+				}
+			}
 		},
 	},
 	{
@@ -115,3 +159,5 @@ var durableCases = []durableCase{
 		},
 	},
 }
+
+func ptr[T any](v T) *T { return &v }
