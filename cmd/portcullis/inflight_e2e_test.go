@@ -40,6 +40,7 @@ webhooks:
     tolerance: 5m
     forward_to: %[5]s/hooks/payments
     forward_secret: env:E2E_INTERNAL_WHSEC
+internal_egress: {allow: ["%[6]s"]}
 `
 
 // holdingServer holds every request until the client goes away while
@@ -96,7 +97,7 @@ func TestInFlightWorkResumesAfterKill9(t *testing.T) {
 	whAddr := freeAddr(t)
 	dir := t.TempDir()
 	env := []string{"E2E_WHSEC=" + vendorSecret, "E2E_INTERNAL_WHSEC=" + internalSecret}
-	cfg := fmt.Sprintf(inflightConfig, whAddr, hash, vs.URL, strings.TrimPrefix(vs.URL, "http://"), rs.URL)
+	cfg := fmt.Sprintf(inflightConfig, whAddr, hash, vs.URL, strings.TrimPrefix(vs.URL, "http://"), rs.URL, strings.TrimPrefix(rs.URL, "http://"))
 	p := startServeIn(t, dir, "", "", cfg, env...)
 
 	v, err := webhook.NewVerifier(&config.Webhook{Scheme: "standard"})
