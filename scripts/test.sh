@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 mkdir -p .cache
 
-echo "== starting test servers (Redis, ORY Hydra), installing Chromium, fetching vendor specs"
-for s in scripts/start-redis.sh scripts/start-hydra.sh scripts/fetch-specs.sh scripts/install-chromium.sh; do
+echo "== starting test servers (Redis, ORY Hydra, HashiCorp Vault), installing Chromium, fetching vendor specs"
+for s in scripts/start-redis.sh scripts/start-hydra.sh scripts/start-vault.sh scripts/fetch-specs.sh scripts/install-chromium.sh; do
   if [ -x "$s" ]; then "$s"; fi
 done
 
@@ -16,6 +16,9 @@ export PORTCULLIS_REDIS_URL=redis://127.0.0.1:6390/0
 export PORTCULLIS_HYDRA_PUBLIC=http://127.0.0.1:4444
 export PORTCULLIS_HYDRA_ADMIN=http://127.0.0.1:4445
 export PORTCULLIS_SPECS_DIR="$root/.cache/specs"
+export VAULT_ADDR="http://127.0.0.1:${PORTCULLIS_VAULT_PORT:-8209}"
+VAULT_TOKEN="$(cat .cache/vault.token)"
+export VAULT_TOKEN
 export PORTCULLIS_REQUIRE_SERVERS=1
 
 echo "== go vet"

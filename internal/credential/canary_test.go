@@ -13,10 +13,7 @@ import (
 	"testing"
 	"time"
 
-	vault "github.com/hashicorp/vault/api"
-
 	"github.com/portcullis-dev/portcullis/internal/config"
-	"github.com/portcullis-dev/portcullis/internal/credential/kvtest"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -25,56 +22,52 @@ import (
 // failure; and every resolved value is registered with the Scrubber. (This
 // package exports no metrics; the gateway's metrics carry names only.)
 func TestCanaryNeverLeaks(t *testing.T) {
-	kv := kvtest.New()
-	defer kv.Close()
-	admin, err := vault.NewClient(&vault.Config{Address: kv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin.SetToken(kv.RootToken)
-	dir := t.TempDir()
-	file := filepath.Join(dir, "key")
-
+	// prepare returns the reference, how to write a value under it and how
+	// to break it; it may point the options at a store.
 	tests := []struct {
-		name  string
-		ref   string
-		setup func(value string)
-		fail  func()
+		name    string
+		prepare func(t *testing.T, o *Options) (ref string, setup func(string), fail func())
 	}{
 		{
-			name:  "env",
-			ref:   "env:PCS_CANARY_KEY",
-			setup: func(v string) { t.Setenv("PCS_CANARY_KEY", v) },
-			fail:  func() { os.Unsetenv("PCS_CANARY_KEY") },
+			name: "env",
+			prepare: func(t *testing.T, _ *Options) (string, func(string), func()) {
+				return "env:PCS_CANARY_KEY",
+					func(v string) { t.Setenv("PCS_CANARY_KEY", v) },
+					func() { os.Unsetenv("PCS_CANARY_KEY") }
+			},
 		},
 		{
-			name:  "file",
-			ref:   "file:" + file,
-			setup: func(v string) { _ = os.WriteFile(file, []byte(v+"\n"), 0o600) },
-			fail:  func() { _ = os.WriteFile(file, []byte("bad\nvalue-with-newline-in-it"), 0o600) },
+			name: "file",
+			prepare: func(t *testing.T, _ *Options) (string, func(string), func()) {
+				file := filepath.Join(t.TempDir(), "key")
+				return "file:" + file,
+					func(v string) { _ = os.WriteFile(file, []byte(v+"\n"), 0o600) },
+					func() { _ = os.WriteFile(file, []byte("bad\nvalue-with-newline-in-it"), 0o600) }
+			},
 		},
 		{
 			name: "vault",
-			ref:  "vault:secret/data/canary#api_key",
-			setup: func(v string) {
-				if _, err := admin.KVv2("secret").Put(context.Background(), "canary", map[string]any{"api_key": v}); err != nil {
-					t.Fatal(err)
-				}
+			prepare: func(t *testing.T, o *Options) (string, func(string), func()) {
+				kv := vaultServer(t)
+				o.Vault = VaultOptions{Addr: kv.addr, Token: secret.New(kv.token)}
+				return kv.ref("canary", "api_key").Ref(),
+					func(v string) { kv.put(t, "canary", map[string]any{"api_key": v}, "api_key") },
+					// A new version whose value is not a string.
+					func() { kv.put(t, "canary", map[string]any{"api_key": 7}, "api_key") }
 			},
-			fail: func() { kv.SetFault(kvtest.FaultWrongType) },
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			canary1, canary2 := "canary-"+tt.name+"-first-7f3a9c", "canary-"+tt.name+"-second-b41d0e"
-			tt.setup(canary1)
 			clock := newClock()
 			o, logs := testOptions(clock)
-			o.Vault = VaultOptions{Addr: kv.URL, Token: secret.New(kv.RootToken)}
+			ref, setup, fail := tt.prepare(t, &o)
+			setup(canary1)
 			r := NewResolver(o)
 			defer r.Close()
 			in, err := NewInjector("canary", &config.Credential{Type: "header", Header: "X-Api-Key", Prefix: "Key ",
-				Secret: config.MustRef(tt.ref), TTL: config.Dur(time.Minute), MaxStale: config.Dur(time.Minute)}, r, o)
+				Secret: config.MustRef(ref), TTL: config.Dur(time.Minute), MaxStale: config.Dur(time.Minute)}, r, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,10 +84,9 @@ func TestCanaryNeverLeaks(t *testing.T) {
 				t.Fatalf("apply: %v", err)
 			}
 			record(info, nil)
-			tt.setup(canary2) // rotation
+			setup(canary2) // rotation
 			record(Info{}, in.Refresh(context.Background()))
-			tt.fail()
-			defer kv.SetFault(kvtest.NoFault)
+			fail()
 			clock.Advance(3 * time.Minute) // past TTL and max staleness
 			record(Info{}, in.Refresh(context.Background()))
 			info, _, err = apply(context.Background(), in)
@@ -109,8 +101,8 @@ func TestCanaryNeverLeaks(t *testing.T) {
 					t.Errorf("%s not registered with the Scrubber: %q", c, got)
 				}
 			}
-			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.ref) || !strings.Contains(err.Error(), "canary") {
-				t.Errorf("failure %q must be ErrUnavailable naming the integration and %s", err, tt.ref)
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), ref) || !strings.Contains(err.Error(), "canary") {
+				t.Errorf("failure %q must be ErrUnavailable naming the integration and %s", err, ref)
 			}
 		})
 	}

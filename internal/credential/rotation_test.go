@@ -9,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	vault "github.com/hashicorp/vault/api"
-
 	"github.com/portcullis-dev/portcullis/internal/config"
-	"github.com/portcullis-dev/portcullis/internal/credential/kvtest"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -21,7 +18,8 @@ import (
 // real vendors with rolling keys, accepts the old and the new key during an
 // overlap window and then only the new one. The hard-cutover case has no
 // overlap at all: there the 401 rule (refresh once, retry once) carries the
-// requests across. Run with -v to see the numbers:
+// requests across. The KV store is the real Vault of vaultserver_test.go.
+// Run with -v to see the numbers:
 //
 //	go test -race -run TestRotationUnderLoad -v ./internal/credential/
 func TestRotationUnderLoad(t *testing.T) {
@@ -41,25 +39,18 @@ func TestRotationUnderLoad(t *testing.T) {
 				oldKey   = "vendor-key-v1-abcdef"
 				newKey   = "vendor-key-v2-abcdef"
 			)
-			kv := kvtest.New()
-			defer kv.Close()
-			admin, err := vault.NewClient(&vault.Config{Address: kv.URL})
-			if err != nil {
-				t.Fatal(err)
+			kv := vaultServer(t)
+			proxy := newVaultProxy(t, kv) // counts the KV reads
+			put := func(v string) config.SecretRef {
+				return kv.put(t, "vendors/load", map[string]any{"api_key": v}, "api_key")
 			}
-			admin.SetToken(kv.RootToken)
-			put := func(v string) {
-				if _, err := admin.KVv2("secret").Put(context.Background(), "vendors/load", map[string]any{"api_key": v}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			put(oldKey)
+			ref := put(oldKey)
 
 			o, _ := testOptions(nil)
-			o.Vault = VaultOptions{Addr: kv.URL, Token: secret.New(kv.RootToken)}
+			o.Vault = VaultOptions{Addr: proxy.URL, Token: secret.New(kv.token)}
 			r := NewResolver(o)
 			defer r.Close()
-			c := &config.Credential{Type: "bearer", Secret: config.MustRef("vault:secret/data/vendors/load#api_key"),
+			c := &config.Credential{Type: "bearer", Secret: ref,
 				TTL: config.Dur(time.Second), MaxStale: config.Dur(time.Minute)}
 			in, err := NewInjector("load", c, r, o)
 			if err != nil {
@@ -99,7 +90,7 @@ func TestRotationUnderLoad(t *testing.T) {
 			wg.Wait()
 
 			t.Logf("%s: callers=%d duration=%s ttl=1s sent=%d failed=%d vendor_calls=%d kv_reads=%d final_version=%s",
-				tt.name, callers, runFor, sent.Load(), failed.Load(), vendor.calls.Load(), kv.Reads(), in.Status().Version)
+				tt.name, callers, runFor, sent.Load(), failed.Load(), vendor.calls.Load(), proxy.reads.Load(), in.Status().Version)
 			if failed.Load() != 0 {
 				t.Errorf("%d of %d caller requests failed during the rotation, want 0", failed.Load(), sent.Load())
 			}

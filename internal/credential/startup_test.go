@@ -7,43 +7,42 @@ import (
 	"testing"
 	"time"
 
-	vault "github.com/hashicorp/vault/api"
-
 	"github.com/portcullis-dev/portcullis/internal/config"
-	"github.com/portcullis-dev/portcullis/internal/credential/kvtest"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
 // Bad input at start-up (the gateway calls Refresh on every injector): the
 // error names the integration and the reference, never the value.
 func TestStartupErrorsNameIntegrationAndReference(t *testing.T) {
-	kv := kvtest.New()
-	defer kv.Close()
-	admin, _ := vault.NewClient(&vault.Config{Address: kv.URL})
-	admin.SetToken(kv.RootToken)
-	if _, err := admin.KVv2("secret").Put(context.Background(), "payments", map[string]any{"api_key": canary}); err != nil {
-		t.Fatal(err)
+	fixed := func(ref config.SecretRef, addr string) func(*testing.T) (config.SecretRef, VaultOptions) {
+		return func(*testing.T) (config.SecretRef, VaultOptions) {
+			return ref, VaultOptions{Addr: addr, Token: secret.New("unused-token-abcdef")}
+		}
 	}
 	tests := []struct {
-		name  string
-		ref   config.SecretRef
-		vault string
-		want  error
-		text  string
+		name    string
+		prepare func(*testing.T) (config.SecretRef, VaultOptions)
+		want    error
+		text    string
 	}{
-		{name: "unknown-provider", ref: config.SecretRef{Scheme: "aws", Target: "sm/payments"}, want: ErrBadReference, text: "unknown provider"},
-		{name: "malformed-vault-reference", ref: config.SecretRef{Scheme: "vault", Target: "secret/payments#api_key"}, want: ErrBadReference, text: "MOUNT/data/PATH#KEY"},
-		{name: "missing-key", ref: config.MustRef("vault:secret/data/payments#apikey"), vault: kv.URL, want: ErrNotFound, text: `key "apikey"`},
-		{name: "unreachable-vault", ref: config.MustRef("vault:secret/data/payments#api_key"), vault: "http://" + closedAddr(t), want: ErrUnavailable, text: "unreachable"},
-		{name: "unset-variable", ref: config.MustRef("env:PCS_NOT_SET_ANYWHERE"), want: ErrNotFound, text: "not set"},
+		{name: "unknown-provider", prepare: fixed(config.SecretRef{Scheme: "aws", Target: "sm/payments"}, ""), want: ErrBadReference, text: "unknown provider"},
+		{name: "malformed-vault-reference", prepare: fixed(config.SecretRef{Scheme: "vault", Target: "secret/payments#api_key"}, ""), want: ErrBadReference, text: "MOUNT/data/PATH#KEY"},
+		{name: "missing-key", prepare: func(t *testing.T) (config.SecretRef, VaultOptions) {
+			kv := vaultServer(t)
+			kv.put(t, "payments", map[string]any{"api_key": canary}, "api_key")
+			return kv.ref("payments", "apikey"), VaultOptions{Addr: kv.addr, Token: secret.New(kv.token)}
+		}, want: ErrNotFound, text: `key "apikey"`},
+		{name: "unreachable-vault", prepare: fixed(config.MustRef("vault:secret/data/payments#api_key"), "http://"+closedAddr(t)), want: ErrUnavailable, text: "unreachable"},
+		{name: "unset-variable", prepare: fixed(config.MustRef("env:PCS_NOT_SET_ANYWHERE"), ""), want: ErrNotFound, text: "not set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ref, vo := tt.prepare(t)
 			o, logs := testOptions(nil)
-			o.Vault = VaultOptions{Addr: tt.vault, Token: secret.New(kv.RootToken)}
+			o.Vault = vo
 			r := NewResolver(o)
 			defer r.Close()
-			in, err := NewInjector("payments", &config.Credential{Type: "bearer", Secret: tt.ref, TTL: config.Dur(time.Minute)}, r, o)
+			in, err := NewInjector("payments", &config.Credential{Type: "bearer", Secret: ref, TTL: config.Dur(time.Minute)}, r, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,12 +50,12 @@ func TestStartupErrorsNameIntegrationAndReference(t *testing.T) {
 			if !errors.Is(err, tt.want) || !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
-			for _, s := range []string{"integration payments", tt.ref.Ref(), tt.text} {
+			for _, s := range []string{"integration payments", ref.Ref(), tt.text} {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("err %q does not mention %q", err, s)
 				}
 			}
-			if st := in.Status(); st.LastError == "" || st.Ref != tt.ref.Ref() {
+			if st := in.Status(); st.LastError == "" || st.Ref != ref.Ref() {
 				t.Errorf("Status does not show the failure: %+v", st)
 			}
 			assertNoCanary(t, canary, err.Error(), logs.String())

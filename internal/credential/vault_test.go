@@ -1,23 +1,12 @@
 package credential
 
-// The KV v2 suite below runs against the kvtest server in CI, and also
-// against a real HashiCorp Vault or OpenBao whenever VAULT_ADDR and
-// VAULT_TOKEN (or BAO_ADDR and BAO_TOKEN) are set, e.g. after
-// `bao server -dev` (see README-section.md). On a real server it writes
-// under MOUNT/data/portcullis-test-<random>/ (MOUNT from
-// PORTCULLIS_VAULT_MOUNT, default "secret") and deletes what it wrote.
-//
-// What the kvtest run does not cover is listed in kvtest's package doc:
-// policies, leases, token TTL renewal, KV v1, namespaces beyond the header,
-// seal/HA behaviour and exact error wording. Cases that need to break the
-// server on purpose (sealed, malformed answers, AppRole, revoking every
-// token) run against kvtest only.
+// The KV v2 suite runs against a real HashiCorp Vault (or OpenBao) dev
+// server; see vaultserver_test.go for how it is found and what it writes.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,83 +17,11 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
-	"github.com/portcullis-dev/portcullis/internal/credential/kvtest"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
-type kvTarget struct {
-	name   string
-	addr   string
-	token  string
-	mount  string
-	prefix string
-	admin  *vault.Client
-	srv    *kvtest.Server // nil for a real server
-}
-
-func kvTargets(t *testing.T) []kvTarget {
-	t.Helper()
-	srv := kvtest.New()
-	t.Cleanup(srv.Close)
-	targets := []kvTarget{{name: "kvtest", addr: srv.URL, token: srv.RootToken, mount: "secret", prefix: "app", srv: srv}}
-	addr, tok := os.Getenv("VAULT_ADDR"), os.Getenv("VAULT_TOKEN")
-	if addr == "" || tok == "" {
-		addr, tok = os.Getenv("BAO_ADDR"), os.Getenv("BAO_TOKEN")
-	}
-	if addr != "" && tok != "" {
-		mount := os.Getenv("PORTCULLIS_VAULT_MOUNT")
-		if mount == "" {
-			mount = "secret"
-		}
-		targets = append(targets, kvTarget{name: "real-server", addr: addr, token: tok, mount: mount,
-			prefix: fmt.Sprintf("portcullis-test-%08x", rand.Uint32())})
-	} else {
-		t.Log("VAULT_ADDR/VAULT_TOKEN not set: KV suite runs against the kvtest server only")
-	}
-	for i := range targets {
-		cfg := vault.DefaultConfig()
-		cfg.Address = targets[i].addr
-		c, err := vault.NewClient(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetToken(targets[i].token)
-		targets[i].admin = c
-	}
-	return targets
-}
-
-// put writes data at path (relative to the target's prefix) and returns the
-// vault: reference text for key.
-func (k kvTarget) put(t *testing.T, path string, data map[string]any, key string) config.SecretRef {
-	t.Helper()
-	full := k.prefix + "/" + path
-	if _, err := k.admin.KVv2(k.mount).Put(context.Background(), full, data); err != nil {
-		t.Fatalf("writing test secret: %v", err)
-	}
-	t.Cleanup(func() { _ = k.admin.KVv2(k.mount).DeleteMetadata(context.Background(), full) })
-	return config.MustRef("vault:" + k.mount + "/data/" + full + "#" + key)
-}
-
-func (k kvTarget) resolver(t *testing.T, clock *fakeClock, mod func(*VaultOptions)) (*Resolver, *syncBuffer) {
-	t.Helper()
-	o, logs := testOptions(clock)
-	o.Vault = VaultOptions{Addr: k.addr, Token: secret.New(k.token)}
-	if mod != nil {
-		mod(&o.Vault)
-	}
-	r := NewResolver(o)
-	t.Cleanup(r.Close)
-	return r, logs
-}
-
 func TestVaultKV(t *testing.T) {
-	for _, k := range kvTargets(t) {
-		t.Run(k.name, func(t *testing.T) { runKVSuite(t, k) })
-	}
-}
-
-func runKVSuite(t *testing.T, k kvTarget) {
+	k := vaultServer(t)
 	ctx := context.Background()
 
 	t.Run("read-with-metadata", func(t *testing.T) {
@@ -205,6 +122,21 @@ func runKVSuite(t *testing.T, k kvTarget) {
 		assertNoCanary(t, canary, err.Error(), logs.String())
 	})
 
+	// Vault community edition ignores X-Vault-Namespace (namespaces are an
+	// Enterprise and OpenBao feature), so this checks that the header goes
+	// out and that a server without namespaces still answers.
+	t.Run("namespace-header-sent", func(t *testing.T) {
+		ref := k.put(t, "ns", map[string]any{"api_key": "ns-value-abcdef"}, "api_key")
+		proxy := newVaultProxy(t, k)
+		r, _ := k.resolver(t, nil, func(v *VaultOptions) { v.Addr, v.Namespace = proxy.URL, "team-a" })
+		if _, err := r.Resolve(ctx, ref, time.Minute, 0); err != nil {
+			t.Fatalf("with namespace: %v", err)
+		}
+		if !proxy.sawNamespace("team-a") {
+			t.Error("X-Vault-Namespace: team-a was not sent")
+		}
+	})
+
 	t.Run("unreachable-at-start-up", func(t *testing.T) {
 		r, _ := k.resolver(t, nil, func(v *VaultOptions) { v.Addr = "http://" + closedAddr(t) })
 		ref := config.MustRef("vault:" + k.mount + "/data/" + k.prefix + "/x#api_key")
@@ -230,49 +162,75 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-// Cases that break the server on purpose: kvtest only.
+// Cases where the way to Vault breaks or Vault answers with something
+// that is not a KV v2 secret. The resolvers go through a vaultProxy, so
+// breaking the way affects only them.
 func TestVaultKVFaults(t *testing.T) {
 	ctx := context.Background()
-	k := kvTargets(t)[0]
+	k := vaultServer(t)
 
-	t.Run("down-serves-stale-then-fails", func(t *testing.T) {
+	t.Run("down-serves-last-good-until-max-stale", func(t *testing.T) {
 		clock := newClock()
 		ref := k.put(t, "down", map[string]any{"api_key": canary}, "api_key")
-		r, logs := k.resolver(t, clock, nil)
+		proxy := newVaultProxy(t, k)
+		r, logs := k.resolver(t, clock, func(v *VaultOptions) { v.Addr = proxy.URL })
 		if _, err := r.Resolve(ctx, ref, time.Minute, 5*time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		k.srv.SetDown(true)
-		defer k.srv.SetDown(false)
+		proxy.Close()
 		clock.Advance(2 * time.Minute)
-		if s, err := r.Resolve(ctx, ref, time.Minute, 5*time.Minute); err != nil || s.Version != "1" {
-			t.Fatalf("while sealed got %q, %v; want the stale value", s.Version, err)
+		if s, err := r.Resolve(ctx, ref, time.Minute, 5*time.Minute); err != nil || s.Version != "1" || s.Value.Reveal() != canary {
+			t.Fatalf("while Vault is down got version %q, %v; want the last good value", s.Version, err)
 		}
 		clock.Advance(5 * time.Minute)
 		_, err := r.Resolve(ctx, ref, time.Minute, 5*time.Minute)
-		if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "503") {
-			t.Fatalf("err = %v, want ErrStale with the 503 cause", err)
+		if !errors.Is(err, ErrStale) || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("err = %v, want ErrStale with the unreachable cause", err)
 		}
 		assertNoCanary(t, canary, err.Error(), logs.String())
 	})
 
-	malformed := []struct {
+	t.Run("malformed-kv-v1-mount", func(t *testing.T) {
+		mount := randomName("portcullis-kv1")
+		if err := k.admin.Sys().Mount(mount, &vault.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.admin.Sys().Unmount(mount) })
+		// On a KV version 1 mount, MOUNT/data/PATH is a plain key.
+		k.write(t, mount+"/data/payments", map[string]any{"api_key": canary})
+		r, logs := k.resolver(t, nil, nil)
+		_, err := r.Resolve(ctx, config.MustRef("vault:"+mount+"/data/payments#api_key"), time.Minute, 0)
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "KV version 1") {
+			t.Fatalf("err = %v, want ErrMalformed naming KV version 1", err)
+		}
+		assertNoCanary(t, canary, err.Error(), logs.String())
+	})
+
+	t.Run("malformed-value-not-a-string", func(t *testing.T) {
+		ref := k.put(t, "number", map[string]any{"api_key": 4242424242, "other": canary}, "api_key")
+		r, logs := k.resolver(t, nil, nil)
+		_, err := r.Resolve(ctx, ref, time.Minute, 0)
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "not a string") || strings.Contains(err.Error(), "4242424242") {
+			t.Fatalf("err = %v, want ErrMalformed saying not a string, without the value", err)
+		}
+		assertNoCanary(t, canary, err.Error(), logs.String())
+	})
+
+	balancer := []struct {
 		name  string
-		fault kvtest.Fault
+		fault proxyFault
 		want  error
 		text  string
 	}{
-		{name: "not-json", fault: kvtest.FaultNotJSON, want: ErrMalformed, text: "not JSON"},
-		{name: "kv-v1-shape", fault: kvtest.FaultNoEnvelope, want: ErrMalformed, text: "KV version 1"},
-		{name: "value-not-a-string", fault: kvtest.FaultWrongType, want: ErrMalformed, text: "not a string"},
-		{name: "server-error", fault: kvtest.FaultServerError, want: ErrUnavailable, text: "500"},
+		{name: "not-json", fault: proxyHTMLPage, want: ErrMalformed, text: "not JSON"},
+		{name: "bad-gateway", fault: proxyBadGate, want: ErrUnavailable, text: "502"},
 	}
-	for _, tt := range malformed {
-		t.Run("malformed-"+tt.name, func(t *testing.T) {
-			ref := k.put(t, "malformed-"+tt.name, map[string]any{"api_key": canary}, "api_key")
-			r, logs := k.resolver(t, nil, nil)
-			k.srv.SetFault(tt.fault)
-			defer k.srv.SetFault(kvtest.NoFault)
+	for _, tt := range balancer {
+		t.Run("balancer-"+tt.name, func(t *testing.T) {
+			ref := k.put(t, "balancer-"+tt.name, map[string]any{"api_key": canary}, "api_key")
+			proxy := newVaultProxy(t, k)
+			r, logs := k.resolver(t, nil, func(v *VaultOptions) { v.Addr = proxy.URL })
+			proxy.setFault(tt.fault)
 			_, err := r.Resolve(ctx, ref, time.Minute, 0)
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("err = %v, want %v mentioning %q", err, tt.want, tt.text)
@@ -280,48 +238,75 @@ func TestVaultKVFaults(t *testing.T) {
 			assertNoCanary(t, canary, err.Error(), logs.String())
 		})
 	}
+}
 
-	t.Run("approle-login-and-relogin", func(t *testing.T) {
+func TestVaultAppRole(t *testing.T) {
+	ctx := context.Background()
+	k := vaultServer(t)
+
+	t.Run("login-and-relogin", func(t *testing.T) {
 		clock := newClock()
 		ref := k.put(t, "approle", map[string]any{"api_key": "approle-value-1"}, "api_key")
-		k.srv.AddAppRole("role-1", canary, time.Hour)
-		t.Setenv("PCS_TEST_ROLE_ID", "role-1")
-		t.Setenv("PCS_TEST_SECRET_ID", canary)
+		mount, roleID, secretID := k.appRole(t)
+		t.Setenv("PCS_TEST_ROLE_ID", roleID)
+		t.Setenv("PCS_TEST_SECRET_ID", secretID)
+		proxy := newVaultProxy(t, k)
 		r, logs := k.resolver(t, clock, func(v *VaultOptions) {
-			*v = VaultOptions{Addr: k.addr, RoleID: "env:PCS_TEST_ROLE_ID", SecretID: "env:PCS_TEST_SECRET_ID"}
+			*v = VaultOptions{Addr: proxy.URL, RoleID: "env:PCS_TEST_ROLE_ID", SecretID: "env:PCS_TEST_SECRET_ID", AppRoleMount: mount}
 		})
-		if _, err := r.Resolve(ctx, ref, time.Minute, 0); err != nil {
-			t.Fatal(err)
+		if s, err := r.Resolve(ctx, ref, time.Minute, 0); err != nil || s.Value.Reveal() != "approle-value-1" {
+			t.Fatalf("got %v", err)
 		}
-		logins := k.srv.Logins()
-		// Every token revoked (as when a token expires server-side): one
-		// 403, one new login, the read succeeds.
-		k.srv.RevokeAll()
-		defer k.srv.AddToken(k.srv.RootToken, 0)
+		if got := proxy.logins.Load(); got != 1 {
+			t.Fatalf("logins = %d, want 1", got)
+		}
+		// Every token of the mount revoked (as when tokens expire or an
+		// operator revokes them): one 403, one new login, the read succeeds.
+		k.write(t, "sys/leases/revoke-prefix/auth/"+mount+"/", nil)
 		if _, err := r.Refresh(ctx, ref); err != nil {
 			t.Fatalf("after token revocation: %v", err)
 		}
-		if got := k.srv.Logins(); got != logins+1 {
-			t.Errorf("logins = %d, want %d", got, logins+1)
+		if got := proxy.logins.Load(); got != 2 {
+			t.Errorf("logins = %d, want 2", got)
 		}
 		// 80% into the token's one-hour lease the provider logs in again.
 		clock.Advance(50 * time.Minute)
 		if _, err := r.Refresh(ctx, ref); err != nil {
 			t.Fatal(err)
 		}
-		if got := k.srv.Logins(); got != logins+2 {
-			t.Errorf("logins = %d after the lease ran 80%%, want %d", got, logins+2)
+		if got := proxy.logins.Load(); got != 3 {
+			t.Errorf("logins = %d after the lease ran 80%%, want 3", got)
 		}
-		assertNoCanary(t, canary, logs.String())
+		assertNoCanary(t, secretID, logs.String())
 	})
 
-	t.Run("approle-wrong-secret-id", func(t *testing.T) {
+	t.Run("policy-limits-what-the-role-reads", func(t *testing.T) {
+		mount, roleID, secretID := k.appRole(t)
+		t.Setenv("PCS_TEST_ROLE_ID", roleID)
+		t.Setenv("PCS_TEST_SECRET_ID", secretID)
+		r, _ := k.resolver(t, nil, func(v *VaultOptions) {
+			*v = VaultOptions{Addr: k.addr, RoleID: "env:PCS_TEST_ROLE_ID", SecretID: "env:PCS_TEST_SECRET_ID", AppRoleMount: mount}
+		})
+		other := randomName("portcullis-test")
+		full := other + "/elsewhere"
+		if _, err := k.admin.KVv2(k.mount).Put(ctx, full, map[string]any{"api_key": canary}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.admin.KVv2(k.mount).DeleteMetadata(context.Background(), full) })
+		_, err := r.Resolve(ctx, config.MustRef("vault:"+k.mount+"/data/"+full+"#api_key"), time.Minute, 0)
+		if !errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), "403") {
+			t.Fatalf("err = %v, want ErrPermissionDenied (403) outside the policy", err)
+		}
+		assertNoCanary(t, canary, err.Error())
+	})
+
+	t.Run("wrong-secret-id", func(t *testing.T) {
 		ref := k.put(t, "approle-bad", map[string]any{"api_key": "x-value-abcdef"}, "api_key")
-		k.srv.AddAppRole("role-2", "right-secret-id", time.Hour)
-		t.Setenv("PCS_TEST_ROLE_ID", "role-2")
+		mount, roleID, _ := k.appRole(t)
+		t.Setenv("PCS_TEST_ROLE_ID", roleID)
 		t.Setenv("PCS_TEST_SECRET_ID", canary)
 		r, logs := k.resolver(t, nil, func(v *VaultOptions) {
-			*v = VaultOptions{Addr: k.addr, RoleID: "env:PCS_TEST_ROLE_ID", SecretID: "env:PCS_TEST_SECRET_ID"}
+			*v = VaultOptions{Addr: k.addr, RoleID: "env:PCS_TEST_ROLE_ID", SecretID: "env:PCS_TEST_SECRET_ID", AppRoleMount: mount}
 		})
 		_, err := r.Resolve(ctx, ref, time.Minute, 0)
 		if !errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), "AppRole login refused") {
@@ -329,37 +314,36 @@ func TestVaultKVFaults(t *testing.T) {
 		}
 		assertNoCanary(t, canary, err.Error(), logs.String())
 	})
+}
 
-	t.Run("token-file-reread-on-403", func(t *testing.T) {
-		ref := k.put(t, "tokenfile", map[string]any{"api_key": "tf-value-abcdef"}, "api_key")
-		path := filepath.Join(t.TempDir(), "token")
-		k.srv.AddToken("file-token-one", 0)
-		if err := os.WriteFile(path, []byte("file-token-one\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r, _ := k.resolver(t, nil, func(v *VaultOptions) { *v = VaultOptions{Addr: k.addr, TokenFile: path} })
-		if _, err := r.Resolve(ctx, ref, time.Minute, 0); err != nil {
-			t.Fatal(err)
-		}
-		k.srv.RevokeToken("file-token-one")
-		k.srv.AddToken("file-token-two", 0)
-		if err := os.WriteFile(path, []byte("file-token-two\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.Refresh(ctx, ref); err != nil {
-			t.Fatalf("Vault Agent rewrote the token file; read failed: %v", err)
-		}
-	})
-
-	t.Run("namespace-header-sent", func(t *testing.T) {
-		ref := k.put(t, "ns", map[string]any{"api_key": "ns-value-abcdef"}, "api_key")
-		k.srv.Namespace = "team-a"
-		defer func() { k.srv.Namespace = "" }()
-		r, _ := k.resolver(t, nil, func(v *VaultOptions) { v.Namespace = "team-a" })
-		if _, err := r.Resolve(ctx, ref, time.Minute, 0); err != nil {
-			t.Fatalf("with namespace: %v", err)
-		}
-	})
+func TestVaultTokenFile(t *testing.T) {
+	ctx := context.Background()
+	k := vaultServer(t)
+	ref := k.put(t, "tokenfile", map[string]any{"api_key": "tf-value-abcdef"}, "api_key")
+	policy := k.readPolicy(t, "tokenfile")
+	one := k.childToken(t, policy)
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(one+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, logs := k.resolver(t, nil, func(v *VaultOptions) { *v = VaultOptions{Addr: k.addr, TokenFile: path} })
+	if _, err := r.Resolve(ctx, ref, time.Minute, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Vault Agent renews by writing a new token into the file; the old one
+	// is revoked.
+	if err := k.admin.Auth().Token().RevokeOrphan(one); err != nil {
+		t.Fatal(err)
+	}
+	two := k.childToken(t, policy)
+	if err := os.WriteFile(path, []byte(two+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Refresh(ctx, ref); err != nil {
+		t.Fatalf("Vault Agent rewrote the token file; read failed: %v", err)
+	}
+	assertNoCanary(t, one, logs.String())
+	assertNoCanary(t, two, logs.String())
 }
 
 func TestVaultOptionsFromEnv(t *testing.T) {
