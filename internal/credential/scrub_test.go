@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -189,6 +191,38 @@ func TestTransportMasksCompressedBodies(t *testing.T) {
 	var pe *problem.Error
 	if !errors.As(err, &pe) || pe.Code != problem.InvalidUpstreamResponse {
 		t.Errorf("unasked br: err %v; want invalid_upstream_response", err)
+	}
+}
+
+// A 103 Early Hints answer reaches the caller before the final response,
+// through the trace hook ReverseProxy installs: its header is masked too.
+func TestTransportMasksInformationalResponses(t *testing.T) {
+	const key = "canary-early-hints-77aa"
+	t.Setenv("PCS_TEST_1XX_KEY", key)
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css?auth="+r.Header.Get("Authorization")+">; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(vendor.Close)
+	in, _ := newTestInjector(t, &config.Credential{Type: "bearer", Secret: config.MustRef("env:PCS_TEST_1XX_KEY")}, nil)
+	tr := &Transport{Injector: in, Integration: "hints"}
+	var links []string
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{ // as ReverseProxy does
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			links = append(links, fmt.Sprint(code, " ", h.Get("Link")))
+			return nil
+		},
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, vendor.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(links) != 1 || strings.Contains(links[0], key) || !strings.Contains(links[0], "REDACTED") {
+		t.Errorf("1xx headers seen by the caller's hook: %q; want one, masked", links)
 	}
 }
 

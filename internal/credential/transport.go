@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -172,7 +174,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // prepare clones req with body and puts the credential on the clone.
 func (t *Transport) prepare(req *http.Request, body io.ReadCloser) (*http.Request, Info, error) {
-	out := req.Clone(req.Context())
+	// Informational answers (103 Early Hints) go to the caller as they
+	// arrive, through the trace hook httputil.ReverseProxy installs; ours
+	// is called first (httptrace composes new hooks before old ones) and
+	// masks the header in place.
+	var red *redactor
+	ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
+			if red != nil {
+				red.Header(http.Header(h))
+			}
+			return nil
+		},
+	})
+	out := req.Clone(ctx)
 	out.Body = body
 	// Let net/http negotiate (and decode) gzip, so the body can be scanned.
 	out.Header.Del("Accept-Encoding")
@@ -183,6 +198,7 @@ func (t *Transport) prepare(req *http.Request, body io.ReadCloser) (*http.Reques
 		}
 		return nil, Info{}, err
 	}
+	red = info.redact
 	return out, info, nil
 }
 
