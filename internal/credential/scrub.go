@@ -154,9 +154,9 @@ func (r *redactor) Header(h http.Header) {
 }
 
 // Response masks resp's header now, and its body and trailer as they are
-// read: the body through a streaming reader that holds back at most
-// maxLen-1 bytes, so a value split across reads is still caught and no
-// body is buffered; the trailer when the body reaches EOF (that is when
+// read: the body through a streaming reader that holds back only a tail
+// that could begin a value (at most maxLen-1 bytes), so a value split
+// across reads is still caught and no body is buffered; the trailer when the body reaches EOF (that is when
 // net/http fills it in, and when httputil.ReverseProxy copies it).
 func (r *redactor) Response(resp *http.Response) {
 	if r == nil || resp == nil || len(r.needles) == 0 {
@@ -176,9 +176,9 @@ var maskBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 
 var errBodyClosed = errors.New("read on a closed response body")
 
-// maskedBody is the streaming scrubber. buf[r:ready] is masked and may be
-// handed out; buf[ready:w] is held back because a value may continue in
-// the next read.
+// maskedBody is the streaming scrubber. buf[rd:rdy] is masked and may be
+// handed out; buf[rdy:w] is held back because a value may continue in the
+// next read.
 type maskedBody struct {
 	rc      io.ReadCloser
 	r       *redactor
@@ -228,7 +228,32 @@ func (b *maskedBody) fill() {
 		b.err, b.rdy = err, b.w
 		return
 	}
-	b.rdy = max(0, b.w-max(b.r.maxLen-1, 0))
+	b.rdy = b.w - b.r.pending(buf[:b.w])
+}
+
+// pending is how many bytes at the end of b could begin a value that the
+// next read completes: the longest suffix of b that is a proper prefix of
+// a needle. Only those are held back, so a streamed answer (server-sent
+// events) is not delayed unless its last bytes really look like the start
+// of a credential.
+func (r *redactor) pending(b []byte) int {
+	hold := 0
+	for _, n := range r.needles {
+		from := max(0, len(b)-(len(n.b)-1))
+		for i := from; i < len(b)-hold; {
+			j := bytes.IndexByte(b[i:len(b)-hold], n.b[0])
+			if j < 0 {
+				break
+			}
+			i += j
+			if bytes.HasPrefix(n.b, b[i:]) {
+				hold = len(b) - i
+				break
+			}
+			i++
+		}
+	}
+	return hold
 }
 
 func (b *maskedBody) Close() error {

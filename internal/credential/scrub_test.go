@@ -287,6 +287,53 @@ func TestMaskedBodySplitAcrossReads(t *testing.T) {
 	}
 }
 
+// A streamed answer (server-sent events) is not delayed: only a tail that
+// could begin a value is held back until the next chunk.
+func TestMaskedBodyDoesNotDelayStreams(t *testing.T) {
+	const key = "sk_live_51HcanaryX"
+	pr, pw := io.Pipe()
+	mb := &maskedBody{rc: pr, r: newRedactor([]string{key})}
+	got := make(chan string, 8)
+	go func() {
+		p := make([]byte, 512)
+		for {
+			n, err := mb.Read(p)
+			if n > 0 {
+				got <- string(p[:n])
+			}
+			if err != nil {
+				close(got)
+				return
+			}
+		}
+	}()
+	next := func() string {
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(10 * time.Second):
+			t.Fatal("the scrubber held back a chunk that cannot be part of the key")
+			return ""
+		}
+	}
+	_, _ = io.WriteString(pw, "data: hello\n\n")
+	if s := next(); s != "data: hello\n\n" {
+		t.Fatalf("first event %q", s)
+	}
+	_, _ = io.WriteString(pw, "data: "+key[:5]) // could be the key: held
+	_, _ = io.WriteString(pw, key[5:]+"\n\n")
+	if s := next(); s != "data: " {
+		t.Fatalf("second read %q; want the part before the possible key", s)
+	}
+	if s := next(); s != "REDACTED**********\n\n" {
+		t.Fatalf("third read %q", s)
+	}
+	_ = pw.Close()
+	for range got { // the reader has stopped
+	}
+	_ = mb.Close()
+}
+
 func TestRedactorMasks(t *testing.T) {
 	tests := []struct {
 		name, in, want string
