@@ -41,8 +41,9 @@ type Injector interface {
 	// Apply sets the credential on req, which must be the transport's own
 	// clone of the caller's request. It never sets an expired token.
 	Apply(ctx context.Context, req *http.Request) (Info, error)
-	// Refresh fetches fresh material now (admin refresh-credentials, or a
-	// vendor 401/403). A successful Refresh clears the revoked mark.
+	// Refresh fetches fresh material now (admin refresh-credentials). A
+	// successful Refresh clears the revoked mark and the revocation
+	// evidence. (A vendor rejection refreshes through the Transport.)
 	Refresh(ctx context.Context) error
 	// Status reports the credential for the admin API and the audit.
 	Status() Status
@@ -109,8 +110,9 @@ func NewInjector(integration string, c *config.Credential, r *Resolver, o Option
 	return nil, bad("unknown credential type %q", c.Type)
 }
 
-// guard holds what every injector shares: the refresh epoch that keeps a
-// burst of 401s down to one refresh, and the revoked mark.
+// guard holds what every injector shares: the refresh epoch and cooldown
+// that keep a burst of 401s down to one refresh, the revocation evidence
+// and the revoked mark.
 type guard struct {
 	integration, typ string
 	o                Options
