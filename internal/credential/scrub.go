@@ -167,7 +167,7 @@ func (r *redactor) Response(resp *http.Response) {
 		r.Header(resp.Trailer)
 		return
 	}
-	resp.Body = &maskedBody{rc: resp.Body, r: r, trailer: resp.Trailer}
+	resp.Body = &maskedBody{rc: resp.Body, r: r, resp: resp}
 }
 
 // maskBuffers recycles maskedBody buffers: one 32 KiB buffer per response
@@ -180,9 +180,11 @@ var errBodyClosed = errors.New("read on a closed response body")
 // handed out; buf[rdy:w] is held back because a value may continue in the
 // next read.
 type maskedBody struct {
-	rc      io.ReadCloser
-	r       *redactor
-	trailer http.Header
+	rc io.ReadCloser
+	r  *redactor
+	// resp's Trailer is masked at EOF; it is read then, not now, because
+	// net/http replaces a nil Trailer map with the unannounced trailers.
+	resp    *http.Response
 	buf     *[]byte
 	rd, rdy int
 	w       int
@@ -222,8 +224,8 @@ func (b *maskedBody) fill() {
 	b.w += n
 	b.r.mask(buf[:b.w])
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			b.r.Header(b.trailer)
+		if errors.Is(err, io.EOF) && b.resp != nil {
+			b.r.Header(b.resp.Trailer)
 		}
 		b.err, b.rdy = err, b.w
 		return

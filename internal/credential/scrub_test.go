@@ -40,11 +40,19 @@ func reflectingVendor(t *testing.T, seen *[]string) *httptest.Server {
 		if u, p, ok := r.BasicAuth(); ok {
 			fmt.Fprintf(&b, "user %s password %s\n", u, p)
 		}
+		if r.URL.Path == "/trailer-unannounced" { // net/http makes resp.Trailer at EOF
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, b.String())
+			w.(http.Flusher).Flush() // chunked, so trailers can follow
+			w.Header().Set(http.TrailerPrefix+"X-Unannounced", auth+" "+r.URL.RawQuery)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/trailer") {
 			w.Header().Set("Trailer", "X-Echo")
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, b.String())
 			w.Header().Set("X-Echo", auth+" "+r.URL.RawQuery)
+			w.Header().Set(http.TrailerPrefix+"X-Unannounced", auth+" "+r.URL.RawQuery)
 			return
 		}
 		w.Header().Set("Location", "https://vendor.example/next?"+r.URL.RawQuery)
@@ -90,7 +98,7 @@ func TestTransportMasksInjectedCredentialInResponses(t *testing.T) {
 			}},
 	}
 	for _, tt := range tests {
-		for _, path := range []string{"/redirect", "/trailer"} {
+		for _, path := range []string{"/redirect", "/trailer", "/trailer-unannounced"} {
 			t.Run(tt.name+path, func(t *testing.T) {
 				var seen []string
 				vendor := reflectingVendor(t, &seen)
@@ -137,8 +145,9 @@ func TestTransportMasksInjectedCredentialInResponses(t *testing.T) {
 				if !strings.Contains(string(body), "REDACTED") {
 					t.Errorf("no mask in the body:\n%s", body)
 				}
-				if path == "/trailer" && !strings.Contains(resp.Trailer.Get("X-Echo"), "REDACTED") {
-					t.Errorf("trailer %q not masked", resp.Trailer.Get("X-Echo"))
+				if path == "/trailer" && (!strings.Contains(resp.Trailer.Get("X-Echo"), "REDACTED") || !strings.Contains(resp.Trailer.Get("X-Unannounced"), "REDACTED")) ||
+					path == "/trailer-unannounced" && !strings.Contains(resp.Trailer.Get("X-Unannounced"), "REDACTED") {
+					t.Errorf("trailers %q not masked", resp.Trailer)
 				}
 				if path == "/redirect" && (resp.ContentLength != int64(len(body)) || resp.Header.Get("Content-Length") != strconv.Itoa(len(body))) {
 					t.Errorf("Content-Length %d / %q, body %d bytes", resp.ContentLength, resp.Header.Get("Content-Length"), len(body))
