@@ -189,6 +189,14 @@ type Credential struct {
 	TTL Duration `yaml:"ttl"`
 	// MaxStale is how long the last good value is served when refresh fails. Default 1h.
 	MaxStale Duration `yaml:"max_stale"`
+	// RevokeOn403 makes a vendor 403 (other than RFC 6750
+	// insufficient_scope) count, like a 401, as the vendor rejecting the
+	// credential: refresh, retry with fresh material, and revoke once the
+	// fresh material is rejected for two distinct callers. Off by default:
+	// a 403 is normally an answer about one resource (or a rate limit, as
+	// GitHub sends), and is passed to the caller untouched. Turn it on only
+	// for a vendor that answers 403 to a dead key.
+	RevokeOn403 bool `yaml:"revoke_on_403"`
 
 	// TokenURL, ClientID, ClientSecret, Scopes, Audience, Resource and
 	// AuthMethod (basic|post|private_key_jwt) configure OAuth2 client credentials.

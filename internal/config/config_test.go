@@ -84,6 +84,7 @@ func TestErrors(t *testing.T) {
 			`tracing.otlp_endpoint: host [::1]:4318 is not on internal_egress.allow, so the gateway would refuse to connect: add ` + "`" + `internal_egress: {allow: ["[::1]:4318"]}` + "`", 12},
 		{"internal-egress-wildcard", base + "internal_egress: {allow: [\"*.corp.example:443\"]}\n", `internal egress entry "*.corp.example:443": wildcards are not allowed`, 12},
 		{"internal-egress-no-port", base + "internal_egress: {allow: [\"vault.corp.example\"]}\n", `internal egress entry "vault.corp.example": must be host:port`, 12},
+		{"revoke-on-403-not-bool", strings.Replace(base, "credential: {type: bearer, secret: env:PAY_KEY}", "credential:\n      type: bearer\n      secret: env:PAY_KEY\n      revoke_on_403: sometimes", 1), "credential.revoke_on_403: wrong type: got a string, want true or false", 11},
 		{"vault-ref-not-kv2", strings.Replace(base, "secret: env:PAY_KEY", "secret: vault:secret/payments#k", 1), "KV v2", 8},
 	}
 	for _, tt := range tests {
@@ -103,6 +104,23 @@ func TestErrors(t *testing.T) {
 			}
 			t.Errorf("no error contains %q; got:\n%v", tt.wantMsg, err)
 		})
+	}
+}
+
+// credential.revoke_on_403 is off unless set (issue 13: a 403 is the
+// vendor's answer about one resource, not a dead key).
+func TestRevokeOn403(t *testing.T) {
+	for _, tc := range []struct {
+		set  string
+		want bool
+	}{{"", false}, {", revoke_on_403: true", true}, {", revoke_on_403: false", false}} {
+		cfg, _, err := Parse("t.yaml", []byte(strings.Replace(base, "secret: env:PAY_KEY}", "secret: env:PAY_KEY"+tc.set+"}", 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.set, err)
+		}
+		if got := cfg.Integrations["payments"].Credential.RevokeOn403; got != tc.want {
+			t.Errorf("%q: RevokeOn403 = %v, want %v", tc.set, got, tc.want)
+		}
 	}
 }
 

@@ -13,8 +13,9 @@ var ErrUnavailable = errors.New("credential unavailable")
 // text stays short ("secret not found", not "secret not found: credential
 // unavailable").
 var (
-	// ErrRevoked: the vendor rejected freshly refreshed material, or the
-	// secret store says the secret was deleted or destroyed. The last good
+	// ErrRevoked: the vendor rejected freshly refreshed material for two
+	// distinct callers (see Transport), or the secret store says the secret
+	// was deleted or destroyed. The last good
 	// value is not served once a secret is revoked.
 	ErrRevoked error = &kind{"credential revoked"}
 	// ErrNotFound: the provider answered that the secret or its key does not

@@ -2,7 +2,6 @@ package credential
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -29,6 +29,11 @@ type Info struct {
 	Version string
 	// Scopes are the OAuth2 scopes granted (or, for jwt_bearer, claimed).
 	Scopes []string
+
+	// redact masks the values injected on this attempt in the vendor's
+	// response (the Transport applies it); nil for injectors of other
+	// packages. It is never copied to an info sink.
+	redact *redactor
 }
 
 // Injector puts an integration's credential on outbound requests.
@@ -36,8 +41,9 @@ type Injector interface {
 	// Apply sets the credential on req, which must be the transport's own
 	// clone of the caller's request. It never sets an expired token.
 	Apply(ctx context.Context, req *http.Request) (Info, error)
-	// Refresh fetches fresh material now (admin refresh-credentials, or a
-	// vendor 401/403). A successful Refresh clears the revoked mark.
+	// Refresh fetches fresh material now (admin refresh-credentials). A
+	// successful Refresh clears the revoked mark and the revocation
+	// evidence. (A vendor rejection refreshes through the Transport.)
 	Refresh(ctx context.Context) error
 	// Status reports the credential for the admin API and the audit.
 	Status() Status
@@ -104,8 +110,9 @@ func NewInjector(integration string, c *config.Credential, r *Resolver, o Option
 	return nil, bad("unknown credential type %q", c.Type)
 }
 
-// guard holds what every injector shares: the refresh epoch that keeps a
-// burst of 401s down to one refresh, and the revoked mark.
+// guard holds what every injector shares: the refresh epoch and cooldown
+// that keep a burst of 401s down to one refresh, the revocation evidence
+// and the revoked mark.
 type guard struct {
 	integration, typ string
 	o                Options
@@ -120,6 +127,15 @@ type guard struct {
 	revokedAt      time.Time
 	revokedVersion string
 	lastErr        string
+
+	// Revocation evidence (see Transport): suspect is the version that the
+	// last vendor-triggered refresh produced; strikes are the distinct
+	// callers whose requests the vendor rejected with suspect material
+	// since it last accepted the credential (at most revokeQuorum entries).
+	suspect       string
+	strikes       map[string]struct{}
+	vendorRefresh time.Time   // start of the last vendor-triggered refresh
+	evidence      atomic.Bool // suspect or strikes set: accepted must look
 }
 
 // epochNow is read by the Transport just before Apply.
@@ -143,7 +159,14 @@ func (g *guard) refresh(ctx context.Context, seen uint64, force bool, do func(co
 		err := g.lastRefreshErr
 		g.mu.Unlock()
 		return err
+	case !force && !g.vendorRefresh.IsZero() && g.o.now().Sub(g.vendorRefresh) < refreshCooldown:
+		// Refreshed moments ago: the material is as fresh as it gets.
+		g.mu.Unlock()
+		return nil
 	default:
+		if !force {
+			g.vendorRefresh = g.o.now()
+		}
 		f = &refreshFlight{done: make(chan struct{})}
 		g.flight = f
 		go g.run(ctx, f, do)
@@ -160,6 +183,7 @@ func (g *guard) refresh(ctx context.Context, seen uint64, force bool, do func(co
 			g.revoked = false
 			g.log.Info("credential revoked mark cleared by refresh")
 		}
+		g.suspect, g.strikes = "", nil
 		g.mu.Unlock()
 	}
 	return f.err
@@ -191,18 +215,49 @@ func (g *guard) run(ctx context.Context, f *refreshFlight, do func(context.Conte
 	close(f.done)
 }
 
-// markRevoked records that the vendor rejected material of this version
-// twice; it reports whether the mark is new (so the alert fires once).
-func (g *guard) markRevoked(version string, status int) bool {
+// markSuspect records the version a vendor-triggered refresh produced.
+func (g *guard) markSuspect(version string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.revoked && g.revokedVersion == version {
+	g.suspect = version
+	g.evidence.Store(true)
+}
+
+// strike records that the vendor rejected version on caller's behalf. Only
+// suspect material counts; it is marked revoked once revokeQuorum distinct
+// callers saw it rejected. strike reports whether the mark is new (so the
+// alert fires once).
+func (g *guard) strike(version, caller string, status int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.suspect == "" || version != g.suspect || g.revoked && g.revokedVersion == version {
 		return false
 	}
+	if g.strikes == nil {
+		g.strikes = make(map[string]struct{}, revokeQuorum)
+	}
+	g.strikes[caller] = struct{}{}
+	if len(g.strikes) < revokeQuorum {
+		g.log.Warn("vendor rejected refreshed credential; not revoked until another caller sees the same", logVersion, version, logStatus, status)
+		return false
+	}
+	g.strikes, g.suspect = nil, ""
 	g.revoked, g.revokedAt, g.revokedVersion = true, g.o.now(), version
-	g.lastErr = fmt.Sprintf("vendor answered %d to refreshed credential version %s", status, version)
-	g.log.Error("credential revoked: vendor rejected it after a refresh", logVersion, version, logStatus, status)
+	g.lastErr = fmt.Sprintf("vendor answered %d to refreshed credential version %s for %d callers", status, version, revokeQuorum)
+	g.log.Error("credential revoked: vendor rejected the refreshed credential for several callers", logVersion, version, logStatus, status)
 	return true
+}
+
+// accepted forgets the evidence: the vendor took the credential. It is
+// on every request's path, so it only locks when there is evidence.
+func (g *guard) accepted() {
+	if !g.evidence.Load() {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.suspect, g.strikes = "", nil
+	g.evidence.Store(false)
 }
 
 // checkRevoked fails while version is the revoked one; a different version
@@ -241,6 +296,9 @@ type staticInjector struct {
 	*guard
 	r *Resolver
 	c *config.Credential
+
+	redactMu sync.Mutex
+	redact   *redactor // for the value last injected
 }
 
 var _ Injector = (*staticInjector)(nil)
@@ -254,6 +312,7 @@ func (s *staticInjector) Apply(ctx context.Context, req *http.Request) (Info, er
 		return Info{}, err
 	}
 	v := sec.Value.Reveal()
+	red := s.redactorFor(v)
 	switch s.c.Type {
 	case "bearer":
 		err = setHeader(req, "Authorization", "Bearer "+v)
@@ -264,14 +323,29 @@ func (s *staticInjector) Apply(ctx context.Context, req *http.Request) (Info, er
 		}
 		err = setHeader(req, name, s.c.Prefix+v)
 	case "basic":
-		err = setHeader(req, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(s.c.Username+":"+v)))
+		err = setHeader(req, "Authorization", "Basic "+basicEncoding(s.c.Username, v))
 	case "query":
 		req.URL.RawQuery = setQueryParam(req.URL.RawQuery, s.c.Param, v)
 	}
 	if err != nil {
 		return Info{}, s.fail(&RefError{Ref: sec.Ref, Err: err})
 	}
-	return Info{Version: sec.Version}, nil
+	return Info{Version: sec.Version, redact: red}, nil
+}
+
+// redactorFor returns the redactor for value v, building it only when the
+// value changed (so the request path does not allocate one per call).
+func (s *staticInjector) redactorFor(v string) *redactor {
+	s.redactMu.Lock()
+	defer s.redactMu.Unlock()
+	if s.redact == nil || s.redact.raw[0] != v {
+		var enc []string
+		if s.c.Type == "basic" {
+			enc = append(enc, basicEncoding(s.c.Username, v))
+		}
+		s.redact = newRedactor([]string{v}, enc...)
+	}
+	return s.redact
 }
 
 func (s *staticInjector) Refresh(ctx context.Context) error { return s.refreshFrom(ctx, 0, true) }

@@ -218,6 +218,7 @@ type jwtInjector struct {
 
 	mu         sync.Mutex
 	cur        string
+	curRedact  *redactor // masks cur in vendor responses
 	keyVersion string
 	issued     time.Time
 	expires    time.Time
@@ -258,13 +259,14 @@ func (in *jwtInjector) Apply(ctx context.Context, req *http.Request) (Info, erro
 		}
 		in.seq++
 		in.cur, in.keyVersion, in.issued, in.expires = signed, v, now, now.Add(in.ttl)
+		in.curRedact = newRedactor([]string{signed})
 	}
-	tok, version := in.cur, in.keyVersion
+	tok, version, red := in.cur, in.keyVersion, in.curRedact
 	in.mu.Unlock()
 	if err := setHeader(req, "Authorization", "Bearer "+tok); err != nil {
 		return Info{}, in.fail(err)
 	}
-	return Info{Version: version, Scopes: in.c.Scopes}, nil
+	return Info{Version: version, Scopes: in.c.Scopes, redact: red}, nil
 }
 
 func (in *jwtInjector) Refresh(ctx context.Context) error { return in.refreshFrom(ctx, 0, true) }

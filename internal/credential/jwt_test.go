@@ -23,6 +23,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
@@ -190,7 +191,7 @@ func TestSelfSignedJWTBearer(t *testing.T) {
 	if s, _ := jti.(string); len(s) < 20 || hdr["kid"] != "key-2026" {
 		t.Errorf("jti %v or kid %v missing", jti, hdr["kid"])
 	}
-	if diff := cmp.Diff(Info{Version: "gen-1", Scopes: []string{"read"}}, info); diff != "" {
+	if diff := cmp.Diff(Info{Version: "gen-1", Scopes: []string{"read"}}, info, cmpopts.IgnoreUnexported(Info{})); diff != "" {
 		t.Errorf("Info (-want +got):\n%s", diff)
 	}
 

@@ -80,6 +80,7 @@ type accessToken struct {
 	refreshAt   time.Time
 	usableUntil time.Time
 	expires     time.Time
+	redact      *redactor // masks this token in vendor responses
 }
 
 func newTokenSource(integration string, c *config.Credential, r *Resolver, o Options) (*tokenSource, error) {
@@ -267,7 +268,8 @@ func (ts *tokenSource) accept(tok *oauth2.Token, start time.Time, material strin
 	if life <= 0 {
 		return nil, fmt.Errorf("%w: token endpoint %s sent a token that has already expired", ErrMalformed, ts.tokenURL)
 	}
-	t := &accessToken{value: secret.New(tok.AccessToken), typ: "Bearer", material: material, issued: start}
+	t := &accessToken{value: secret.New(tok.AccessToken), typ: "Bearer", material: material, issued: start,
+		redact: newRedactor([]string{tok.AccessToken})}
 	t.expires = start.Add(life)
 	t.usableUntil = t.expires.Add(-min(maxTokenSkew, life/10))
 	t.refreshAt = start.Add(life*3/4 - time.Duration(rand.Int64N(int64(life/10)+1)))
@@ -375,7 +377,7 @@ func (in *oauthInjector) Apply(ctx context.Context, req *http.Request) (Info, er
 	if err := setHeader(req, "Authorization", t.typ+" "+t.value.Reveal()); err != nil {
 		return Info{}, in.fail(err)
 	}
-	return Info{Version: t.version, Scopes: t.scopes}, nil
+	return Info{Version: t.version, Scopes: t.scopes, redact: t.redact}, nil
 }
 
 func (in *oauthInjector) Refresh(ctx context.Context) error { return in.refreshFrom(ctx, 0, true) }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
@@ -141,7 +142,7 @@ func TestOAuthRequest(t *testing.T) {
 			if got := req.Header.Get("Authorization"); got != "Bearer tok-1" {
 				t.Errorf("Authorization = %q, want Bearer tok-1", got)
 			}
-			if diff := cmp.Diff(Info{Version: "token-1", Scopes: tt.wantScopes}, info); diff != "" {
+			if diff := cmp.Diff(Info{Version: "token-1", Scopes: tt.wantScopes}, info, cmpopts.IgnoreUnexported(Info{})); diff != "" {
 				t.Errorf("Info (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.wantForm, idp.forms[0]); diff != "" {

@@ -1,13 +1,18 @@
 package credential
 
 import (
+	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/problem"
 )
 
 // Transport is the `inject` RoundTripper of the outbound chain
@@ -16,33 +21,59 @@ import (
 // sends it through Base. The response's Request is set back to the caller's
 // request, so the clone carrying the credential goes nowhere else.
 //
-// The 401/403 rule (issue 3): when the vendor answers 401, or 403 other than
-// RFC 6750 insufficient_scope (a permission problem, not a credential one,
-// which is passed through untouched), the credential is refreshed once and
-// the request sent once more, provided its body can be replayed (no body, or
-// GetBody set; otherwise the refresh still happens and the vendor's answer
-// is returned). If the second answer is 401/403 too, the injector is marked
-// revoked, OnRevoked is called once per revocation, and RoundTrip returns an
-// error wrapping ErrRevoked. That is at most one extra vendor call per
-// caller request, never a loop; and a burst of 401s causes one refresh per
-// integration: those that fail against material older than a refresh
-// already started just retry with the new material.
+// Reflection (issue 13): every response it returns has the values injected
+// on that attempt masked in its header, trailer and body (see redactor),
+// so a vendor redirect that keeps the query string, or an error page that
+// echoes the request, cannot hand the caller the vendor key. The caller's
+// Accept-Encoding is not forwarded: net/http then asks for gzip itself and
+// decodes it, so the body is scanned in clear. A vendor that compresses
+// anyway is decoded (gzip) or refused with invalid_upstream_response.
 //
-// While revoked, Apply fails with ErrRevoked before any vendor call, until
-// the secret changes at its source or an admin Refresh succeeds. The retry
-// layer above must not retry errors wrapping ErrUnavailable: they are
-// answered with credential_unavailable, and retrying them would multiply
-// vendor calls.
+// Rejection and revocation (issue 13, replacing issue 3's rule): a vendor
+// answer is a rejection of the credential when it is 401, or 403 other than
+// RFC 6750 insufficient_scope where RevokeOn403 is set. A 403 is otherwise
+// an answer about one resource and is passed on untouched. On a rejection
+// the credential is refreshed (at most once per refreshCooldown for the
+// integration, one refresh however many callers ask) and, when the refresh
+// produced DIFFERENT material (a new secret value, a new access token, a
+// newly signed JWT) and the body can be replayed, the request is sent once
+// more. A refresh that yields the same material changes nothing: the
+// vendor's answer is passed on. Whatever happens, the caller gets the
+// vendor's own answer, never credential_unavailable for its own request.
+//
+// The material a vendor-triggered refresh produced is suspect. The
+// credential is marked revoked only when requests of at least revokeQuorum
+// distinct callers were rejected with suspect material and no vendor
+// answer in between accepted the credential (a 2xx or 3xx resets the
+// count). One caller hammering a route the vendor refuses therefore cannot
+// switch the integration off for everyone else. While revoked, Apply fails
+// with ErrRevoked before any vendor call (answered credential_unavailable),
+// until the secret changes at its source or an admin Refresh succeeds;
+// OnRevoked is called once per revocation. The retry layer above must not
+// retry errors wrapping ErrUnavailable.
 type Transport struct {
 	Base        http.RoundTripper // the egress-guarded base; nil is an error, never http.DefaultTransport
 	Injector    Injector
 	Integration string
+	// RevokeOn403 makes a 403 (other than insufficient_scope) a rejection
+	// of the credential, for vendors that answer 403 to a bad key
+	// (credential.revoke_on_403).
+	RevokeOn403 bool
 	// OnRevoked is the alert hook; it is called synchronously.
 	OnRevoked func(integration string)
 	Logger    *slog.Logger
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
+
+// revokeQuorum is how many distinct callers must see suspect material
+// rejected before it is marked revoked.
+const revokeQuorum = 2
+
+// refreshCooldown spaces refreshes triggered by vendor rejections, so a
+// caller hammering a refused route cannot turn each of its requests into
+// a secret-store read or a token request.
+const refreshCooldown = 5 * time.Second
 
 // WithInfoSink returns a context whose requests, sent through a Transport,
 // record the Info of their final attempt in *sink (the gateway's per-request
@@ -54,12 +85,23 @@ func WithInfoSink(ctx context.Context, sink *Info) context.Context {
 
 type infoSinkKey struct{}
 
+// WithCaller names the caller on whose behalf requests with ctx are sent;
+// the Transport counts rejections per distinct caller before revoking.
+// Requests without one (queued deliveries) count as one anonymous caller.
+func WithCaller(ctx context.Context, caller string) context.Context {
+	return context.WithValue(ctx, callerKey{}, caller)
+}
+
+type callerKey struct{}
+
 // injectorInternals is what our own injectors add to Injector for the
-// Transport: the refresh epoch and the revoked mark.
+// Transport: the refresh epoch and the revocation evidence.
 type injectorInternals interface {
 	epochNow() uint64
 	refreshFrom(ctx context.Context, seen uint64, force bool) error
-	markRevoked(version string, status int) bool
+	markSuspect(version string)
+	strike(version, caller string, status int) bool
+	accepted()
 }
 
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -69,52 +111,86 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if internals != nil {
 		seen = internals.epochNow()
 	}
-	resp, info, err := t.attempt(req, req.Body)
-	if err != nil || !rejected(resp) {
-		return resp, err
+	caller, _ := ctx.Value(callerKey{}).(string)
+	out, info, err := t.prepare(req, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.send(req, out, info)
+	if err != nil {
+		return nil, err
+	}
+	if !t.rejects(resp) {
+		t.settle(internals, resp)
+		return t.finish(resp, info)
 	}
 	first := resp.StatusCode
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	if !replayable {
-		// The answer is returned as is, so the body must stay readable:
-		// re-send nothing, but refresh for the next request.
-		t.logger().Warn("vendor rejected the credential; refreshing (request body not replayable, no retry)", logStatus, first, logVersion, info.Version)
-		_ = t.refresh(ctx, internals, seen)
-		return resp, nil
-	}
-	closeBody(resp)
-	t.logger().Warn("vendor rejected the credential; refreshing and retrying once", logStatus, first, logVersion, info.Version)
+	log := t.logger().With(logStatus, first, logVersion, info.Version)
+	t.strike(internals, info, caller, first)
 	if err := t.refresh(ctx, internals, seen); err != nil {
-		if !errors.Is(err, ErrUnavailable) {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return nil, fmt.Errorf("vendor answered %d and refreshing the credential failed: %w", first, err)
+		log.Warn("vendor rejected the credential and refreshing it failed; passing on the vendor's answer", logError, err.Error())
+		return t.finish(resp, info)
+	}
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		// The answer is returned as is, so the body must stay readable.
+		log.Warn("vendor rejected the credential; refreshed it (request body not replayable, no retry)")
+		return t.finish(resp, info)
 	}
 	body := req.Body
 	if req.GetBody != nil {
 		if body, err = req.GetBody(); err != nil {
-			return nil, fmt.Errorf("integration %s: %w: cannot replay the request body: %w", t.Integration, ErrUnavailable, err)
+			log.Warn("vendor rejected the credential; cannot replay the request body", logError, err.Error())
+			return t.finish(resp, info)
 		}
 	}
-	resp, info, err = t.attempt(req, body)
-	if err != nil || !rejected(resp) {
-		return resp, err
+	out2, info2, err := t.prepare(req, body)
+	if err != nil {
+		log.Warn("vendor rejected the credential; no usable credential after the refresh, passing on the vendor's answer", logError, err.Error())
+		return t.finish(resp, info)
 	}
-	second := resp.StatusCode
+	if info.redact != nil && info.redact.sameMaterial(info2.redact) {
+		if out2.Body != nil {
+			_ = out2.Body.Close()
+		}
+		log.Warn("vendor rejected the credential; the refresh gave the same credential, passing on the vendor's answer")
+		return t.finish(resp, info)
+	}
 	closeBody(resp)
-	newly := true
+	log.Warn("vendor rejected the credential; retrying once with the refreshed one", "retry_version", info2.Version)
 	if internals != nil {
-		newly = internals.markRevoked(info.Version, second)
+		internals.markSuspect(info2.Version)
 	}
-	if newly && t.OnRevoked != nil {
-		t.OnRevoked(t.Integration)
+	resp, err = t.send(req, out2, info2)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("integration %s: vendor answered %d, then %d after a refresh: %w", t.Integration, first, second, ErrRevoked)
+	if !t.rejects(resp) {
+		t.settle(internals, resp)
+	} else {
+		t.strike(internals, info2, caller, resp.StatusCode)
+	}
+	return t.finish(resp, info2)
 }
 
-func (t *Transport) attempt(req *http.Request, body io.ReadCloser) (*http.Response, Info, error) {
-	out := req.Clone(req.Context())
+// prepare clones req with body and puts the credential on the clone.
+func (t *Transport) prepare(req *http.Request, body io.ReadCloser) (*http.Request, Info, error) {
+	// Informational answers (103 Early Hints) go to the caller as they
+	// arrive, through the trace hook httputil.ReverseProxy installs; ours
+	// is called first (httptrace composes new hooks before old ones) and
+	// masks the header in place.
+	var red *redactor
+	ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
+			if red != nil {
+				red.Header(http.Header(h))
+			}
+			return nil
+		},
+	})
+	out := req.Clone(ctx)
 	out.Body = body
+	// Let net/http negotiate (and decode) gzip, so the body can be scanned.
+	out.Header.Del("Accept-Encoding")
 	info, err := t.Injector.Apply(req.Context(), out)
 	if err != nil {
 		if body != nil {
@@ -122,8 +198,13 @@ func (t *Transport) attempt(req *http.Request, body io.ReadCloser) (*http.Respon
 		}
 		return nil, Info{}, err
 	}
+	red = info.redact
+	return out, info, nil
+}
+
+func (t *Transport) send(req, out *http.Request, info Info) (*http.Response, error) {
 	if sink, ok := req.Context().Value(infoSinkKey{}).(*Info); ok && sink != nil {
-		*sink = info
+		*sink = Info{Version: info.Version, Scopes: info.Scopes}
 	}
 	if t.Base == nil {
 		// Never fall back to http.DefaultTransport: it has no egress
@@ -131,14 +212,39 @@ func (t *Transport) attempt(req *http.Request, body io.ReadCloser) (*http.Respon
 		if out.Body != nil {
 			_ = out.Body.Close()
 		}
-		return nil, info, fmt.Errorf("integration %s: %w: Transport.Base is nil", t.Integration, ErrConfig)
+		return nil, fmt.Errorf("integration %s: %w: Transport.Base is nil", t.Integration, ErrConfig)
 	}
 	resp, err := t.Base.RoundTrip(out)
 	if err != nil {
-		return nil, info, err
+		return nil, err
 	}
 	resp.Request = req
-	return resp, info, nil
+	return resp, nil
+}
+
+// finish masks the injected values in the response the caller will get.
+func (t *Transport) finish(resp *http.Response, info Info) (*http.Response, error) {
+	if info.redact == nil {
+		return resp, nil
+	}
+	if err := decodeUnasked(resp); err != nil {
+		closeBody(resp)
+		return nil, err
+	}
+	info.redact.Response(resp)
+	return resp, nil
+}
+
+func (t *Transport) settle(in injectorInternals, resp *http.Response) {
+	if in != nil && resp.StatusCode >= 200 && resp.StatusCode < 400 {
+		in.accepted()
+	}
+}
+
+func (t *Transport) strike(in injectorInternals, info Info, caller string, status int) {
+	if in != nil && in.strike(info.Version, caller, status) && t.OnRevoked != nil {
+		t.OnRevoked(t.Integration)
+	}
 }
 
 func (t *Transport) refresh(ctx context.Context, in injectorInternals, seen uint64) error {
@@ -156,16 +262,56 @@ func (t *Transport) logger() *slog.Logger {
 	return l.With(logIntegration, t.Integration)
 }
 
-// rejected reports a 401, or a 403 that is not insufficient_scope.
-func rejected(resp *http.Response) bool {
+// rejects reports whether the vendor's answer rejects the credential: a
+// 401, or with RevokeOn403 a 403 that is not insufficient_scope.
+func (t *Transport) rejects(resp *http.Response) bool {
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		return true
 	case http.StatusForbidden:
-		return !strings.Contains(resp.Header.Get("WWW-Authenticate"), "insufficient_scope")
+		return t.RevokeOn403 && !strings.Contains(resp.Header.Get("WWW-Authenticate"), "insufficient_scope")
 	}
 	return false
 }
+
+// errUnscrubbable refuses a body in an encoding the gateway did not ask for
+// and cannot decode, so cannot check for the injected credential.
+type errUnscrubbable struct{ error }
+
+func (errUnscrubbable) Permanent() bool { return true }
+func (e errUnscrubbable) Unwrap() error { return e.error }
+
+// decodeUnasked decodes a body the vendor compressed although the gateway
+// asked for no encoding (or only gzip, which net/http has then decoded).
+func decodeUnasked(resp *http.Response) error {
+	ce := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
+	switch ce {
+	case "", "identity":
+		return nil
+	case "gzip", "x-gzip":
+		if resp.Body == nil || resp.Body == http.NoBody {
+			return nil
+		}
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return errUnscrubbable{problem.Wrap(problem.InvalidUpstreamResponse, "the vendor sent a gzip body that does not decode", err)}
+		}
+		resp.Body = gzipBody{zr, resp.Body}
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength, resp.Uncompressed = -1, true
+		return nil
+	}
+	return errUnscrubbable{problem.Wrap(problem.InvalidUpstreamResponse, "the vendor sent a body in an encoding the gateway did not ask for and cannot check",
+		fmt.Errorf("unasked Content-Encoding %q", truncate(ce, 20)))}
+}
+
+type gzipBody struct {
+	*gzip.Reader
+	rc io.ReadCloser
+}
+
+func (g gzipBody) Close() error { return g.rc.Close() }
 
 // closeBody discards a response we will not return, reading a little of it
 // first so the connection can be reused.

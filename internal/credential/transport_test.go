@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
@@ -28,6 +29,9 @@ type fakeVendor struct {
 	bodies   []string
 	status   int    // answer for a rejected key (default 401)
 	wwwAuth  string // WWW-Authenticate on rejection
+	// forbidden is a path the vendor answers 403 for every key (a resource
+	// the key may not touch, or GitHub's rate-limit 403).
+	forbidden string
 }
 
 func newFakeVendor(t *testing.T, keys ...string) *fakeVendor {
@@ -41,7 +45,12 @@ func newFakeVendor(t *testing.T, keys ...string) *fakeVendor {
 		v.mu.Lock()
 		v.bodies = append(v.bodies, string(b))
 		ok, status, www := v.accepted[key], v.status, v.wwwAuth
+		forbidden := v.forbidden != "" && r.URL.Path == v.forbidden
 		v.mu.Unlock()
+		if forbidden {
+			http.Error(w, `{"message":"Resource not accessible by integration"}`, http.StatusForbidden)
+			return
+		}
 		if !ok {
 			if www != "" {
 				w.Header().Set("WWW-Authenticate", www)
@@ -67,7 +76,12 @@ func (v *fakeVendor) accept(keys ...string) {
 // staticSetup is a bearer injector over a fake env: provider.
 func staticSetup(t *testing.T, fp *fakeProvider) (*staticInjector, *Resolver, *syncBuffer) {
 	t.Helper()
-	r, logs := newFakeResolver(t, nil, fp)
+	return staticSetupClock(t, fp, nil)
+}
+
+func staticSetupClock(t *testing.T, fp *fakeProvider, clock *fakeClock) (*staticInjector, *Resolver, *syncBuffer) {
+	t.Helper()
+	r, logs := newFakeResolver(t, clock, fp)
 	c := &config.Credential{Type: "bearer", Secret: config.MustRef("env:VENDOR_KEY"), TTL: config.Dur(time.Hour), MaxStale: config.Dur(time.Hour)}
 	o := r.o
 	in, err := NewInjector("payments", c, r, o)
@@ -79,23 +93,36 @@ func staticSetup(t *testing.T, fp *fakeProvider) (*staticInjector, *Resolver, *s
 
 func post(t *testing.T, ctx context.Context, tr http.RoundTripper, url, body string) (*http.Response, error) {
 	t.Helper()
+	resp, _, err := postAs(t, ctx, tr, "", url, body)
+	return resp, err
+}
+
+// postAs sends body on behalf of caller and returns the response with its
+// body read.
+func postAs(t *testing.T, ctx context.Context, tr http.RoundTripper, caller, url, body string) (*http.Response, string, error) {
+	t.Helper()
+	if caller != "" {
+		ctx = WithCaller(ctx, caller)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
 	resp, err := tr.RoundTrip(req)
-	if err == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
+	if err != nil {
+		return nil, "", err
 	}
-	return resp, err
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp, string(b), nil
 }
 
 func TestTransportInjectsWithoutTouchingCallerRequest(t *testing.T) {
 	fp := &fakeProvider{val: "key-one-abcdef", version: "1"}
 	in, _, _ := staticSetup(t, fp)
 	v := newFakeVendor(t, "key-one-abcdef")
-	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
+	tr := &Transport{Base: http.DefaultTransport, Injector: in, Integration: "payments"}
 	var info Info
 	req, _ := http.NewRequestWithContext(WithInfoSink(context.Background(), &info), http.MethodGet, v.srv.URL+"/v1/x", nil)
 	resp, err := tr.RoundTrip(req)
@@ -106,7 +133,7 @@ func TestTransportInjectsWithoutTouchingCallerRequest(t *testing.T) {
 	if req.Header.Get("Authorization") != "" || resp.Request != req {
 		t.Errorf("the caller's request was modified or not put back on the response")
 	}
-	if diff := cmp.Diff(Info{Version: "1"}, info); diff != "" {
+	if diff := cmp.Diff(Info{Version: "1"}, info, cmpopts.IgnoreUnexported(Info{})); diff != "" {
 		t.Errorf("info sink (-want +got):\n%s", diff)
 	}
 }
@@ -139,49 +166,172 @@ func TestTransportRefreshesAndRetriesOnce(t *testing.T) {
 	}
 }
 
-func TestTransportMarksRevokedAfterSecondRejection(t *testing.T) {
+// The revocation rule of issue 13: a rejection is retried once with fresh
+// material; the credential is revoked only when the vendor rejected the
+// fresh material for two distinct callers; every caller gets the vendor's
+// own answer for its request; while revoked nothing reaches the vendor; a
+// new version at the source clears the mark. A 403 counts only with
+// RevokeOn403.
+func TestTransportRevokesOnlyWhenTwoCallersSeeFreshMaterialRejected(t *testing.T) {
 	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			fp := &fakeProvider{val: "key-one-abcdef", version: "1"}
-			in, _, logs := staticSetup(t, fp)
-			v := newFakeVendor(t) // accepts nothing
+			clock := newClock()
+			in, _, logs := staticSetupClock(t, fp, clock)
+			ctx := context.Background()
+			if _, _, err := apply(ctx, in); err != nil { // key-one is cached
+				t.Fatal(err)
+			}
+			fp.set("key-two-abcdef", "2", nil) // rotated at the source…
+			v := newFakeVendor(t)              // …to a key the vendor refuses too
 			v.status = status
 			var alerts atomic.Int64
-			tr := &Transport{Base: testBase(), Injector: in, Integration: "payments", OnRevoked: func(name string) {
+			tr := &Transport{Base: testBase(), Injector: in, Integration: "payments", RevokeOn403: status == http.StatusForbidden, OnRevoked: func(name string) {
 				if name == "payments" {
 					alerts.Add(1)
 				}
 			}}
-			ctx := context.Background()
-			_, err := post(t, ctx, tr, v.srv.URL, "body")
-			if !errors.Is(err, ErrRevoked) || !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("err = %v, want ErrRevoked", err)
+			// Caller a: key-one refused, refreshed to key-two, retried, refused.
+			resp, body, err := postAs(t, ctx, tr, "a", v.srv.URL, "body")
+			if err != nil || resp.StatusCode != status || !strings.Contains(body, "bad key") {
+				t.Fatalf("caller a: %v %v %q; want the vendor's own %d", resp, err, body, status)
 			}
-			if v.calls.Load() != 2 || alerts.Load() != 1 || !in.Status().Revoked {
-				t.Fatalf("vendor calls %d (want 2), alerts %d (want 1), revoked %v", v.calls.Load(), alerts.Load(), in.Status().Revoked)
+			if v.calls.Load() != 2 || fp.count() != 2 {
+				t.Fatalf("vendor calls %d, provider reads %d; want 2 and 2 (one refresh, one retry)", v.calls.Load(), fp.count())
+			}
+			// However often caller a repeats it, the credential stays in use.
+			for range 5 {
+				if resp, _, err := postAs(t, ctx, tr, "a", v.srv.URL, "body"); err != nil || resp.StatusCode != status {
+					t.Fatalf("caller a again: %v %v", resp, err)
+				}
+			}
+			if in.Status().Revoked || alerts.Load() != 0 {
+				t.Fatalf("one caller's traffic revoked the credential")
+			}
+			// A second caller sees the fresh key refused too: revoked.
+			if resp, _, err := postAs(t, ctx, tr, "b", v.srv.URL, "body"); err != nil || resp.StatusCode != status {
+				t.Fatalf("caller b: %v %v; want the vendor's own %d", resp, err, status)
+			}
+			if !in.Status().Revoked || alerts.Load() != 1 || !strings.Contains(logs.String(), "credential revoked") {
+				t.Fatalf("revoked %v, alerts %d (want 1), logs %s", in.Status().Revoked, alerts.Load(), logs)
 			}
 			// While revoked, nothing reaches the vendor and no alert repeats.
-			for range 5 {
-				if _, err := post(t, ctx, tr, v.srv.URL, "body"); !errors.Is(err, ErrRevoked) {
+			calls := v.calls.Load()
+			for range 3 {
+				if _, _, err := postAs(t, ctx, tr, "c", v.srv.URL, "body"); !errors.Is(err, ErrRevoked) || !errors.Is(err, ErrUnavailable) {
 					t.Fatalf("err = %v, want ErrRevoked", err)
 				}
 			}
-			if v.calls.Load() != 2 || alerts.Load() != 1 {
-				t.Errorf("revoked credential still used: vendor calls %d, alerts %d", v.calls.Load(), alerts.Load())
+			if v.calls.Load() != calls || alerts.Load() != 1 {
+				t.Errorf("revoked credential still used: vendor calls %d→%d, alerts %d", calls, v.calls.Load(), alerts.Load())
 			}
 			// A new version at the source clears the mark.
-			fp.set("key-two-abcdef", "2", nil)
-			v.accept("key-two-abcdef")
+			fp.set("key-three-abcdef", "3", nil)
+			v.accept("key-three-abcdef")
 			if err := in.Refresh(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if resp, err := post(t, ctx, tr, v.srv.URL, "body"); err != nil || resp.StatusCode != 200 {
+			if resp, _, err := postAs(t, ctx, tr, "c", v.srv.URL, "body"); err != nil || resp.StatusCode != 200 {
 				t.Fatalf("after rotation: %v %v", resp, err)
 			}
-			if in.Status().Revoked || !strings.Contains(logs.String(), "credential revoked") {
-				t.Errorf("revoked mark not cleared, or revocation not logged")
+			if in.Status().Revoked {
+				t.Errorf("revoked mark not cleared")
 			}
 		})
+	}
+}
+
+// A refresh that yields the same material does not revoke, and does not
+// retry: the vendor's answer is passed on, for any number of callers. The
+// refreshes it triggers are spaced by refreshCooldown.
+func TestTransportSameMaterialNeverRevokes(t *testing.T) {
+	fp := &fakeProvider{val: "key-one-abcdef", version: "1"}
+	clock := newClock()
+	in, _, _ := staticSetupClock(t, fp, clock)
+	v := newFakeVendor(t) // refuses key-one, which the store keeps serving
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
+	ctx := context.Background()
+	for i, caller := range []string{"a", "b", "c", "a", "b", "c"} {
+		resp, body, err := postAs(t, ctx, tr, caller, v.srv.URL, "body")
+		if err != nil || resp.StatusCode != 401 || !strings.Contains(body, "bad key") {
+			t.Fatalf("call %d (%s): %v %v %q; want the vendor's 401", i, caller, resp, err, body)
+		}
+	}
+	if v.calls.Load() != 6 || in.Status().Revoked {
+		t.Errorf("vendor calls %d (want 6: no retry with the same key), revoked %v", v.calls.Load(), in.Status().Revoked)
+	}
+	if fp.count() != 2 {
+		t.Errorf("provider reads %d; want 2 (the first read, one refresh inside the cooldown)", fp.count())
+	}
+	clock.Advance(refreshCooldown)
+	if _, _, err := postAs(t, ctx, tr, "a", v.srv.URL, "body"); err != nil || fp.count() != 3 {
+		t.Errorf("after the cooldown: err %v, provider reads %d; want a refresh (3)", err, fp.count())
+	}
+}
+
+// Issue 13 item 1: by default a 403 is the vendor's answer about one
+// resource. A caller hammering a route the vendor forbids gets that 403,
+// causes no refresh and no revocation, and another caller is served.
+func TestTransport403HammerCannotDenyOtherCallers(t *testing.T) {
+	fp := &fakeProvider{val: "key-one-abcdef", version: "1"}
+	in, _, _ := staticSetup(t, fp)
+	v := newFakeVendor(t, "key-one-abcdef")
+	v.forbidden = "/repos/secret"
+	var alerts atomic.Int64
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "github", OnRevoked: func(string) { alerts.Add(1) }}
+	ctx := context.Background()
+	for i := range 50 {
+		resp, body, err := postAs(t, ctx, tr, "attacker", v.srv.URL+"/repos/secret", "x")
+		if err != nil || resp.StatusCode != 403 || !strings.Contains(body, "Resource not accessible") {
+			t.Fatalf("call %d: %v %v %q; want the vendor's own 403", i, resp, err, body)
+		}
+	}
+	resp, body, err := postAs(t, ctx, tr, "victim", v.srv.URL+"/v1/ok", "x")
+	if err != nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("victim: %v %v %q; want the vendor's 200", resp, err, body)
+	}
+	if v.calls.Load() != 51 || fp.count() != 1 || alerts.Load() != 0 || in.Status().Revoked {
+		t.Errorf("vendor calls %d (want 51), provider reads %d (want 1), alerts %d, revoked %v", v.calls.Load(), fp.count(), alerts.Load(), in.Status().Revoked)
+	}
+}
+
+// Even a caller whose requests the vendor rejects with 401 after every
+// refresh (an OAuth2 token endpoint hands out new tokens each time) cannot
+// revoke the credential alone, and a success by anyone clears its strikes.
+func TestTransport401HammerByOneCallerDoesNotRevoke(t *testing.T) {
+	idp := newFakeIdP(t)
+	t.Setenv("PCS_TEST_CLIENT_SECRET", "client-secret-abcdef")
+	clock := newClock()
+	in, _ := newTestInjector(t, oauthCred(idp.srv.URL), clock)
+	var mu sync.Mutex
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path == "/admin" { // refuses every token: says 401, means "not for you"
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(vendor.Close)
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "crm"}
+	ctx := context.Background()
+	for range 4 {
+		for range 3 {
+			if resp, _, err := postAs(t, ctx, tr, "attacker", vendor.URL+"/admin", "x"); err != nil || resp.StatusCode != 401 {
+				t.Fatalf("attacker: %v %v; want the vendor's 401", resp, err)
+			}
+		}
+		clock.Advance(refreshCooldown) // the attacker may trigger refreshes, spaced
+	}
+	if resp, body, err := postAs(t, ctx, tr, "victim", vendor.URL+"/v1/ok", "x"); err != nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("victim: %v %v %q", resp, err, body)
+	}
+	if in.Status().Revoked {
+		t.Error("revoked by one caller's traffic")
+	}
+	if n := idp.count(); n > 5 {
+		t.Errorf("token endpoint called %d times for 12 refused calls; want at most 5 (one per cooldown)", n)
 	}
 }
 
@@ -203,13 +353,14 @@ func TestTransportNonReplayableBody(t *testing.T) {
 	}
 }
 
-// RFC 6750 insufficient_scope is a permission answer, not a bad credential.
+// RFC 6750 insufficient_scope is a permission answer, not a bad credential,
+// even where 403 otherwise counts as a rejection.
 func TestTransportPassesInsufficientScope(t *testing.T) {
 	fp := &fakeProvider{val: "key-one-abcdef", version: "1"}
 	in, _, _ := staticSetup(t, fp)
 	v := newFakeVendor(t)
 	v.status, v.wwwAuth = http.StatusForbidden, `Bearer error="insufficient_scope", scope="admin"`
-	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
+	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments", RevokeOn403: true}
 	resp, err := post(t, context.Background(), tr, v.srv.URL, "x")
 	if err != nil || resp.StatusCode != 403 || v.calls.Load() != 1 || fp.count() != 1 || in.Status().Revoked {
 		t.Errorf("err %v status %v calls %d reads %d; want the 403 passed through untouched", err, resp, v.calls.Load(), fp.count())
@@ -244,8 +395,8 @@ func TestTransport401BurstRefreshesOnce(t *testing.T) {
 	}
 }
 
-// If refreshing itself fails, the caller gets ErrUnavailable and the
-// credential is not marked revoked.
+// If refreshing itself fails, the caller gets the vendor's own answer and
+// the credential is not marked revoked.
 func TestTransportRefreshFailure(t *testing.T) {
 	fp := &fakeProvider{val: "key-one-abcdef", version: "1"}
 	in, _, _ := staticSetup(t, fp)
@@ -255,9 +406,9 @@ func TestTransportRefreshFailure(t *testing.T) {
 	fp.set("", "", errors.New("store down"))
 	v := newFakeVendor(t)
 	tr := &Transport{Base: testBase(), Injector: in, Integration: "payments"}
-	_, err := post(t, context.Background(), tr, v.srv.URL, "x")
-	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrRevoked) || v.calls.Load() != 1 || in.Status().Revoked {
-		t.Errorf("err %v, vendor calls %d, revoked %v; want ErrUnavailable after 1 call, not revoked", err, v.calls.Load(), in.Status().Revoked)
+	resp, body, err := postAs(t, context.Background(), tr, "a", v.srv.URL, "x")
+	if err != nil || resp.StatusCode != 401 || !strings.Contains(body, "bad key") || v.calls.Load() != 1 || in.Status().Revoked {
+		t.Errorf("err %v, resp %v, vendor calls %d, revoked %v; want the vendor's 401 after 1 call, not revoked", err, resp, v.calls.Load(), in.Status().Revoked)
 	}
 }
 

@@ -24,7 +24,7 @@ true), calls the gateway as a caller, and prints whether each protection
 engaged. Scenarios:
   vendor-outage  vendor answers 503: breaker opens and closes, fallback, latency
   bad-payload    vendor answers a schema-breaking body: invalid body blocked
-  revoked-key    vendor answers 401: credential refresh, credential_unavailable
+  revoked-key    vendor answers 401: credential refresh (one caller does not revoke)
 
 Exit status: 0 every required protection engaged; 1 one did not; 2 bad
 usage or the drill could not run (gateway unreachable, chaos refused).

@@ -67,7 +67,7 @@ func TestScenarios(t *testing.T) {
 			gateway: off(func(g *fakeGateway) { g.validate = false }),
 			want:    []outcome{{InvalidBlocked, false}, {LatencyBounded, true}}},
 		{name: "revoked-key-passes", scenario: "revoked-key", wantPass: true,
-			want: []outcome{{RefreshAttempted, true}, {CredentialRefused, true}, {LatencyBounded, true}}},
+			want: []outcome{{RefreshAttempted, true}, {CredentialRefused, false}, {LatencyBounded, true}}},
 		{name: "revoked-key-fails-with-refresh-off", scenario: "revoked-key", wantPass: false,
 			gateway: off(func(g *fakeGateway) { g.refresh = false }),
 			want:    []outcome{{RefreshAttempted, false}, {CredentialRefused, false}, {LatencyBounded, true}}},

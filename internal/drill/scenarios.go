@@ -111,9 +111,11 @@ func (r *runner) badPayload(ctx context.Context) ([]Check, error) {
 }
 
 // revokedKey: the vendor answers 401 to every call. Expect the gateway to
-// refresh the credential and retry once (the fault sees more calls than
-// callers saw vendor 401s, or status.credential says so) and callers to
-// get credential_unavailable rather than the vendor's 401.
+// refresh the credential (status.credential says so, or the fault sees more
+// calls than callers saw vendor 401s). credential_unavailable is shown but
+// not required: since issue 13 the gateway revokes only when refreshed
+// material is rejected for two distinct callers, so the drill's single
+// caller normally gets the vendor's own 401.
 func (r *runner) revokedKey(ctx context.Context, before Status) ([]Check, error) {
 	id, stop, err := r.inject(ctx, chaos.Revoked)
 	if err != nil {
@@ -144,7 +146,7 @@ func (r *runner) revokedKey(ctx context.Context, before Status) ([]Check, error)
 	refused := count(calls, func(c call) bool { return c.code == "credential_unavailable" })
 	return []Check{
 		refresh,
-		{Protection: CredentialRefused, Required: true, Observable: true, Engaged: refused > 0,
+		{Protection: CredentialRefused, Required: false, Observable: true, Engaged: refused > 0,
 			Evidence: fmt.Sprintf("%d of %d calls answered credential_unavailable, %d got the vendor's 401", refused, len(calls), passed401)},
 		latencyCheck(calls, r.c.LatencyBound),
 	}, nil

@@ -47,6 +47,7 @@ func fingerprint(c *config.Integration, s resilience.Settings) string {
 		fmt.Fprintf(&b, "|%s|%s|%s|%s|%s|%s|%v|%v|%s|%s|%s|%v|%s|%s|%s|%s|%s|%s|%s|%s|%v", cr.Type, cr.Secret.Ref(), cr.Header, cr.Prefix,
 			cr.Param, cr.Username, cr.TTL.D, cr.MaxStale.D, cr.TokenURL, cr.ClientID, cr.ClientSecret.Ref(), cr.Scopes,
 			cr.Audience, cr.Resource, cr.AuthMethod, cr.PrivateKey.Ref(), cr.Algorithm, cr.KeyID, cr.Issuer, cr.Subject, cr.TokenTTL.D)
+		fmt.Fprintf(&b, "|revoke_on_403=%v", cr.RevokeOn403)
 	}
 	return b.String()
 }

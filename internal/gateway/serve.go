@@ -143,6 +143,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec
 	ob.g, ob.async, ob.req = g, async, r
 	ctx = context.WithValue(ctx, outboundKey{}, ob)
 	ctx = credential.WithInfoSink(ctx, &ob.cred)
+	ctx = credential.WithCaller(ctx, caller)
 	ctx = chaos.WithTarget(ctx, name, d.Route)
 	in.proxy.ServeHTTP(w, r.WithContext(ctx))
 	rec.CredVersion, rec.Scopes = ob.cred.Version, ob.cred.Scopes

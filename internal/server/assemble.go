@@ -259,11 +259,11 @@ func (a *assembly) credentialFactory() gateway.CredentialFactory {
 			return nil, nil, err
 		}
 		a.injectors.Store(name, inj)
-		t := &credential.Transport{Base: base, Injector: inj, Integration: name, Logger: a.log,
+		t := &credential.Transport{Base: base, Injector: inj, Integration: name, Logger: a.log, RevokeOn403: c.RevokeOn403,
 			OnRevoked: func(integration string) {
-				a.log.Error("vendor credential revoked: the vendor refused it twice after a refresh", "integration", integration)
+				a.log.Error("vendor credential revoked: the vendor refused the refreshed credential for two callers", "integration", integration)
 				a.hub.Emit(anomaly.Event{Kind: "credential_revoked", Integration: integration,
-					Message: "the vendor refused the credential twice, once after a refresh; calls answer credential_unavailable until it is rotated"})
+					Message: "the vendor refused the refreshed credential for two different callers; calls answer credential_unavailable until it is rotated"})
 			}}
 		return t, inj.Refresh, nil
 	}
