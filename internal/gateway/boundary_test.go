@@ -222,4 +222,3 @@ func TestVendorInformationalFlood(t *testing.T) {
 		t.Errorf("answered after %v: the flood was not cut before the 2s request timeout", d)
 	}
 }
-
