@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -40,6 +42,10 @@ func (in *integration) rewrite(pr *httputil.ProxyRequest) {
 	o.URL.RawQuery = pr.In.URL.RawQuery
 	o.URL.Fragment, o.URL.RawFragment = "", ""
 	o.Host = ""
+	// Caller trailers would reach the vendor after the injected credential
+	// and outside the header allowlist (Authorization, Cookie, method
+	// overrides): none is forwarded.
+	o.Trailer = nil
 
 	h := make(http.Header, len(in.headers)+2)
 	for _, k := range in.headers {
@@ -57,6 +63,7 @@ func (in *integration) rewrite(pr *httputil.ProxyRequest) {
 		injectTrace(pr.In.Context(), h)
 	}
 	o.Header = h
+	pr.Out = o.WithContext(countInformational(o.Context()))
 }
 
 // errVendorFailed replaces a vendor 5xx by the stale fallback.
@@ -73,14 +80,11 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 		return errResponseTooLarge
 	}
 	// A vendor must not be able to pose as the gateway, set cookies on our
-	// callers, or override the request id.
-	for k := range resp.Header {
-		if strings.HasPrefix(k, "X-Portcullis-") {
-			delete(resp.Header, k)
-		}
-	}
-	resp.Header.Del("Set-Cookie")
-	resp.Header.Del(headerRequestID)
+	// callers, or override the request id: not in its header, not in its
+	// trailer (announced now, or sent unannounced after the body), not in
+	// a 1xx answer (informationalWriter).
+	stripGatewayFields(resp.Header)
+	stripGatewayFields(resp.Trailer)
 	staleGET := in.stale != nil && resp.Request.Method == http.MethodGet
 	if staleGET && resp.StatusCode >= 500 {
 		// The vendor failed: a cached answer beats its error page.
@@ -98,12 +102,118 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 	} else if resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = &limitedBody{rc: resp.Body, left: in.maxResp, rec: ob.rec}
 	}
+	if resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = &trailerGuard{rc: resp.Body, resp: resp}
+	}
 	// Only an answer that passed validation is kept for the stale fallback.
 	if staleGET && resp.StatusCode < 500 && in.stale.Cacheable(http.MethodGet, resp.StatusCode, resp.Header) {
 		in.stale.Capture(resp.Request.Context(), ob.staleKey(), resp)
 	}
 	return nil
 }
+
+// stripGatewayFields deletes the fields only the gateway may set: its own
+// X-Portcullis-* headers, cookies for our callers, the request id.
+func stripGatewayFields(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, "X-Portcullis-") || k == "Set-Cookie" || k == headerRequestID {
+			delete(h, k)
+		}
+	}
+}
+
+// trailerGuard strips gateway fields from the vendor's trailer once the
+// body has been read: net/http fills resp.Trailer (and creates it, for
+// fields the vendor never announced) only at the end of the body, and
+// ReverseProxy copies it to the caller after its final Read and Close.
+type trailerGuard struct {
+	rc   io.ReadCloser
+	resp *http.Response
+}
+
+func (b *trailerGuard) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil {
+		stripGatewayFields(b.resp.Trailer)
+	}
+	return n, err
+}
+
+func (b *trailerGuard) Close() error {
+	err := b.rc.Close()
+	stripGatewayFields(b.resp.Trailer)
+	return err
+}
+
+// maxInformational is how many 1xx answers (103 Early Hints, 100
+// Continue) are relayed to the caller per request; further ones are
+// dropped, and past maxInformationalRead the vendor's answer is refused.
+const (
+	maxInformational     = 4
+	maxInformationalRead = 32
+)
+
+// errTooManyInformational ends a call whose vendor keeps sending 1xx
+// answers: net/http lifts its header-size limit for each 1xx it hands to
+// a trace hook, so without a bound a vendor could hold the call open
+// with an endless stream of them.
+var errTooManyInformational = errors.New("vendor sent more than 32 informational (1xx) responses")
+
+// countInformational returns ctx with a trace hook that fails the vendor
+// call past maxInformationalRead 1xx answers. It is installed in Rewrite,
+// before ReverseProxy adds its own relaying hook: httptrace calls the
+// newer hook first and returns the older one's error, so this error ends
+// the round trip.
+func countInformational(ctx context.Context) context.Context {
+	n := 0
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error {
+			n++
+			if n > maxInformationalRead {
+				return permanentError{errTooManyInformational}
+			}
+			return nil
+		},
+	})
+}
+
+// informationalWriter is the ResponseWriter ReverseProxy writes to. It
+// relays at most maxInformational 1xx answers, each without the gateway's
+// own fields, and puts the request id back on the final answer (for a
+// 1xx, ReverseProxy clears the whole header map after writing it).
+type informationalWriter struct {
+	http.ResponseWriter
+	requestID string
+	n         int
+}
+
+func (w *informationalWriter) Header() http.Header {
+	h := w.ResponseWriter.Header()
+	if w.n > 0 {
+		if _, ok := h[headerRequestID]; !ok {
+			h[headerRequestID] = []string{w.requestID}
+		}
+	}
+	return h
+}
+
+func (w *informationalWriter) WriteHeader(code int) {
+	if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	stripGatewayFields(w.ResponseWriter.Header())
+	w.n++
+	if w.n <= maxInformational {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *informationalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes a flush through, for streamed answers.
+func (w *informationalWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
 
 // limitedBody ends the stream with an error past the limit; ReverseProxy
 // then aborts the caller's connection, so a truncated body is never taken
@@ -189,6 +299,8 @@ func classify(ctx context.Context, err error) *problem.Error {
 		return pe
 	case errors.Is(err, errVendorFailed):
 		return problem.Wrap(problem.UpstreamUnreachable, "the vendor failed", err)
+	case errors.Is(err, errTooManyInformational):
+		return problem.Wrap(problem.InvalidUpstreamResponse, "the vendor sent too many informational (1xx) responses", err)
 	case errors.Is(err, errResponseTooLarge):
 		return problem.Wrap(problem.ResponseTooLarge, "the vendor's response is over max_response_bytes", err)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):

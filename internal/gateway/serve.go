@@ -31,6 +31,7 @@ type outbound struct {
 	g         *Gateway
 	async     bool          // the caller accepts a queued answer
 	req       *http.Request // the caller's request, for the queue fallback
+	w         informationalWriter
 }
 
 type outboundKey struct{}
@@ -145,7 +146,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec
 	ctx = credential.WithInfoSink(ctx, &ob.cred)
 	ctx = credential.WithCaller(ctx, caller)
 	ctx = chaos.WithTarget(ctx, name, d.Route)
-	in.proxy.ServeHTTP(w, r.WithContext(ctx))
+	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID}
+	in.proxy.ServeHTTP(&ob.w, r.WithContext(ctx))
 	rec.CredVersion, rec.Scopes = ob.cred.Version, ob.cred.Scopes
 	return nil
 }

@@ -12,7 +12,8 @@ type StatusWriter struct {
 }
 
 func (w *StatusWriter) WriteHeader(code int) {
-	if w.Status == 0 {
+	// A 1xx (other than 101) is not the answer: the final status follows.
+	if w.Status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.Status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
