@@ -66,6 +66,10 @@ const (
 	ChaosEnabled      = "PC018"
 	BadChaosFault     = "PC019"
 	CallerUnreachable = "PC020"
+	// PC034–PC037: state and fallback settings that silently do nothing.
+	PerReplicaLimit           = "PC034"
+	QueueWithoutRoutes        = "PC035"
+	QueueRouteWithoutFallback = "PC036"
 )
 
 // Rules returns the rule catalogue in id order.
@@ -113,6 +117,12 @@ func Rules() []Rule {
 			"Correct the fault as the message says."},
 		{CallerUnreachable, "caller-cannot-authenticate", Warning, "A caller can never authenticate",
 			"Give the caller a token hash or an mTLS subject, or remove it."},
+		{PerReplicaLimit, "rate-limit-per-replica", Warning, "A rate limit is kept per replica while several replicas share Redis",
+			"Add global: true to the rate_limit, so that every replica spends from one budget kept in Redis; if the limit is meant per replica, divide it by the number of replicas."},
+		{QueueWithoutRoutes, "queue-without-queued-routes", Warning, "fallback.queue is on but no route may be queued",
+			"Mark the routes whose calls may be queued with queue: true, e.g. {method: POST, path: /v1/charges, callers: [billing], queue: true}; or remove fallback.queue."},
+		{QueueRouteWithoutFallback, "queued-route-without-queue-fallback", Warning, "A route is marked queue: true but its integration has no fallback.queue",
+			"Add fallback: {queue: true} to the integration; or remove queue: true from the route."},
 	}
 }
 
