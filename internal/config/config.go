@@ -86,8 +86,9 @@ type State struct {
 	// (on_redis_down applies), and until Redis answers a ping again (every
 	// 100ms) further calls fail at once instead of waiting. It is how long a
 	// Redis outage can hold up a caller, a webhook or a kill-switch read;
-	// the shared rate limit gives up sooner, after 100ms. Default 250ms;
-	// 1ms to 10s. The embedded store (backend memory) is local and ignores it.
+	// the shared rate limit gives up sooner, after 100ms (or this, if
+	// shorter). Default 250ms; 1ms to 10s. Read at start-up, like the rest
+	// of state. The embedded store (backend memory) is local and ignores it.
 	RedisTimeout Duration `yaml:"redis_timeout"`
 }
 
