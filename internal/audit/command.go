@@ -131,7 +131,7 @@ func openUsage(cfg *config.Config, dataDir, file string, stdin io.Reader) (store
 	case dataDir != "":
 		return openEmbedded(dataDir, true)
 	case cfg.State.Backend == "redis":
-		r, err := store.OpenRedis(cfg.State.RedisURL, store.RedisOptions{})
+		r, err := store.OpenRedis(cfg.State.RedisURL, store.RedisOptions{Timeout: cfg.State.RedisTimeout.D})
 		if err != nil {
 			return nil, "", nop, err
 		}

@@ -84,6 +84,18 @@ type State struct {
 	DataDir string `yaml:"data_dir"`
 	// OnRedisDown says what each concern does while Redis is unreachable.
 	OnRedisDown *RedisDown `yaml:"on_redis_down"`
+	// RedisTimeout, for backend redis, is the longest any one call to Redis
+	// may take: waiting for a pooled connection, connecting, go-redis's one
+	// retry and the reply all count, and it replaces the redis_url's own
+	// dial_timeout, read_timeout, write_timeout, pool_timeout and
+	// max_retries. A call that runs out of it counts as Redis down
+	// (on_redis_down applies), and until Redis answers a ping again (every
+	// 100ms) further calls fail at once instead of waiting. It is how long a
+	// Redis outage can hold up a caller, a webhook or a kill-switch read;
+	// the shared rate limit gives up sooner, after 100ms (or this, if
+	// shorter). Default 250ms; 1ms to 10s. Read at start-up, like the rest
+	// of state. The embedded store (backend memory) is local and ignores it.
+	RedisTimeout Duration `yaml:"redis_timeout"`
 }
 
 // RedisDown is the per-concern behaviour while Redis is unreachable:

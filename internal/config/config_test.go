@@ -71,6 +71,9 @@ func TestErrors(t *testing.T) {
 		{"upstream-userinfo", strings.Replace(base, "https://api.payments.example", "https://u:p@api.payments.example", 1), "must not carry user:password", 6},
 		{"retry-attempts", base + "    retry: {attempts: 50}\n", "retry.attempts: must be 1..10", 12},
 		{"redis-without-url", base + "state: {backend: redis}\n", "state.redis_url: required", 0},
+		{"redis-timeout-zero", base + "state:\n  backend: redis\n  redis_url: redis://127.0.0.1:6379/0\n  redis_timeout: 0s\n", "state.redis_timeout: must be between 1ms and 10s (got 0s)", 15},
+		{"redis-timeout-too-long", base + "state:\n  redis_timeout: 1m\n", "state.redis_timeout: must be between 1ms and 10s (got 1m0s)", 13},
+		{"redis-timeout-bad-duration", base + "state:\n  redis_timeout: soon\n", `state.redis_timeout: bad duration "soon"`, 13},
 		{"reserved-integration-name", strings.Replace(base, "  payments:\n", "  jobs:\n", 1), `"jobs" is reserved`, 5},
 		{"token-url-not-on-egress", strings.Replace(base, "credential: {type: bearer, secret: env:PAY_KEY}", "credential: {type: oauth2_client_credentials, token_url: \"https://login.payments.example/oauth2/token\", client_id: c, client_secret: env:S}", 1),
 			`host login.payments.example:443 is not on integrations.payments.egress.allow (line 7), so the token request would be refused: add "login.payments.example:443" to integrations.payments.egress.allow`, 8},
@@ -142,6 +145,15 @@ func TestErrorsNeverEchoSecrets(t *testing.T) {
 	}
 }
 
+// TestBadRedisTimeoutIsOneError: an unparsable redis_timeout is reported
+// once, as what it is, not also as out of range.
+func TestBadRedisTimeoutIsOneError(t *testing.T) {
+	_, _, err := Parse("t.yaml", []byte(base+"state:\n  redis_timeout: soon\n"))
+	if err == nil || strings.Count(err.Error(), "redis_timeout") != 1 {
+		t.Errorf("want one problem with state.redis_timeout, got:\n%v", err)
+	}
+}
+
 func TestEveryErrorIsReported(t *testing.T) {
 	y := strings.Replace(base, "connect: 2s", "connect: nope", 1)
 	y = strings.Replace(y, "secret: env:PAY_KEY", "secret: plaintext-value", 1)
@@ -185,8 +197,8 @@ func TestDefaults(t *testing.T) {
 	}
 	in := cfg.Integrations["payments"]
 	got := []any{cfg.Server.Listen, cfg.Server.AdminListen, cfg.State.Backend, in.Timeouts.Connect.D, in.Timeouts.Headers.D,
-		in.Limits.MaxRequestBytes.N, in.Limits.MaxResponseBytes.N, in.Credential.TTL.D}
-	want := []any{"127.0.0.1:8080", "127.0.0.1:9090", "memory", 2 * time.Second, 30 * time.Second, int64(1 << 20), int64(5 << 20), 5 * time.Minute}
+		in.Limits.MaxRequestBytes.N, in.Limits.MaxResponseBytes.N, in.Credential.TTL.D, cfg.State.RedisTimeout.D}
+	want := []any{"127.0.0.1:8080", "127.0.0.1:9090", "memory", 2 * time.Second, 30 * time.Second, int64(1 << 20), int64(5 << 20), 5 * time.Minute, 250 * time.Millisecond}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("defaults (-want +got):\n%s", d)
 	}

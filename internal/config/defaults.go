@@ -20,6 +20,9 @@ const (
 	DefaultShutdownGrace = 30 * time.Second
 	DefaultTolerance     = 5 * time.Minute
 	DefaultMaxDepth      = 64
+	// DefaultRedisTimeout is state.redis_timeout's default (the same as
+	// store.DefaultTimeout).
+	DefaultRedisTimeout = 250 * time.Millisecond
 )
 
 func applyDefaults(c *Config) {
@@ -39,6 +42,7 @@ func applyDefaults(c *Config) {
 	applyListenerDefaults(c)
 	def(&c.State.Backend, "memory")
 	def(&c.State.DataDir, DefaultDataDir)
+	defD(&c.State.RedisTimeout, DefaultRedisTimeout)
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "json")
 	for _, in := range c.Integrations {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type validator struct {
@@ -90,6 +91,10 @@ var forbiddenRequestHeaders = map[string]bool{
 	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Real-Ip": true,
 }
 
+// maxRedisTimeout caps state.redis_timeout: longer, a Redis outage would
+// hold every call for longer than most callers' own timeouts.
+const maxRedisTimeout = 10 * time.Second
+
 func (v *validator) validate() {
 	c := v.cfg
 	if c.Version != 1 {
@@ -121,6 +126,10 @@ func (v *validator) validate() {
 		}
 	default:
 		v.errf("state.backend", "must be memory or redis (got %q)", c.State.Backend)
+	}
+	if _, perr := c.State.RedisTimeout.scalarError(); perr == nil && (c.State.RedisTimeout.D < time.Millisecond || c.State.RedisTimeout.D > maxRedisTimeout) {
+		d := c.State.RedisTimeout.D
+		v.errf("state.redis_timeout", "must be between 1ms and %s (got %s): it bounds how long a Redis outage holds up each call", maxRedisTimeout, d)
 	}
 	if d := c.State.OnRedisDown; d != nil {
 		for k, val := range map[string]string{"rate_limit": d.RateLimit, "replay": d.Replay} {

@@ -18,9 +18,6 @@ import (
 // KillSwitchRefresh is how stale a replica's view of a kill switch may be.
 const KillSwitchRefresh = time.Second
 
-// killSwitchReadTimeout bounds one store read on the request path.
-const killSwitchReadTimeout = 500 * time.Millisecond
-
 // SwitchState is one integration's kill switch.
 type SwitchState struct {
 	Disabled bool      `json:"disabled"`
@@ -89,6 +86,8 @@ func (k *KillSwitch) set(ctx context.Context, name string, s SwitchState) error 
 // Disabled reports whether integration name is switched off, from a copy
 // at most KillSwitchRefresh old. If the store cannot be read, the last
 // known state stands (never known: enabled) and the failure is logged.
+// One read at a time per integration; the callers due for a re-read wait
+// for it, which the store bounds (Redis: state.redis_timeout).
 func (k *KillSwitch) Disabled(name string) bool {
 	now := k.clk.Now()
 	k.mu.Lock()
@@ -98,9 +97,8 @@ func (k *KillSwitch) Disabled(name string) bool {
 		return c.state.Disabled
 	}
 	v, _, _ := k.sf.Do(name, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), killSwitchReadTimeout)
-		defer cancel()
-		s, err := k.read(ctx, name)
+		// Not the caller's context: the read serves every caller waiting.
+		s, err := k.read(context.Background(), name)
 		if err != nil {
 			k.log.Warn("kill switch unreadable; keeping last known state", slog.String("integration", name), slog.Any("error", err))
 			s = c.state

@@ -56,7 +56,9 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 }
 
 const (
-	// globalLimitTimeout bounds one shared-limit check.
+	// globalLimitTimeout bounds one shared-limit check. It is tighter than
+	// state.redis_timeout (which bounds every store call, this one too)
+	// because every call of a globally limited integration makes it.
 	globalLimitTimeout = 100 * time.Millisecond
 	// globalProbeEvery is how often a down store is pinged until it answers.
 	globalProbeEvery = 100 * time.Millisecond

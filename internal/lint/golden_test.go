@@ -37,6 +37,7 @@ func TestGolden(t *testing.T) {
 	}{
 		{name: "example", file: "examples/portcullis.yaml", src: "../../examples/portcullis.yaml"},
 		{name: "risky", file: "risky.yaml", src: "testdata/risky.yaml"},
+		{name: "state", file: "state.yaml", src: "testdata/state.yaml"},
 	}
 	writers := []struct {
 		ext   string

@@ -71,6 +71,10 @@ const (
 	InternalNotAllowed  = "PC029"
 	InternalEgressEntry = "PC030"
 	ListenerUnbounded   = "PC032"
+	// PC034–PC037: state and fallback settings that silently do nothing.
+	PerReplicaLimit           = "PC034"
+	QueueWithoutRoutes        = "PC035"
+	QueueRouteWithoutFallback = "PC036"
 )
 
 // Rules returns the rule catalogue in id order.
@@ -126,6 +130,12 @@ func Rules() []Rule {
 			"Write each entry as host:port (IPv6 in brackets), without wildcards, and not a cloud metadata address."},
 		{ListenerUnbounded, "listener-unbounded", Warning, "A listener bound in server.limits is turned off",
 			"Remove the 0s (the listener's default applies) or set a duration; see docs/listeners.md."},
+		{PerReplicaLimit, "rate-limit-per-replica", Warning, "A rate limit is kept per replica while several replicas share Redis",
+			"Add global: true to the rate_limit, so that every replica spends from one budget kept in Redis; if the limit is meant per replica, divide it by the number of replicas."},
+		{QueueWithoutRoutes, "queue-without-queued-routes", Warning, "fallback.queue is on but no route may be queued",
+			"Mark the routes whose calls may be queued with queue: true, e.g. {method: POST, path: /v1/charges, callers: [billing], queue: true}; or remove fallback.queue."},
+		{QueueRouteWithoutFallback, "queued-route-without-queue-fallback", Warning, "A route is marked queue: true but its integration has no fallback.queue",
+			"Add fallback: {queue: true} to the integration; or remove queue: true from the route."},
 	}
 }
 

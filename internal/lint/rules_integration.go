@@ -112,6 +112,7 @@ func (c *checker) integration(name string, in *config.Integration) {
 		c.add(NoValidation, p+".validate.mode", "Switch to mode: enforce once the reports are clean.", "response validation only reports: a malformed vendor body still reaches callers")
 	}
 	c.routes(p, in)
+	c.stateUse(p, in)
 }
 
 func (c *checker) routes(p string, in *config.Integration) {

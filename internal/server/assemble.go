@@ -180,7 +180,7 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	if cfg.State.Backend == "redis" {
 		redis.SetLogger(store.RedisLog{Logger: log})
-		r, err := store.OpenRedis(cfg.State.RedisURL, store.RedisOptions{})
+		r, err := store.OpenRedis(cfg.State.RedisURL, store.RedisOptions{Timeout: cfg.State.RedisTimeout.D, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("state.redis_url: %w", err)
 		}

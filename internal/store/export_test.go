@@ -29,3 +29,6 @@ func (h rttHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h rttHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
+
+// MarkedDown reports whether r currently fails calls at once (an outage).
+func MarkedDown(r *Redis) bool { return r.down.Load() }

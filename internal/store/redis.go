@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,7 +41,19 @@ type RedisOptions struct {
 	// Now is the clock for usage retention (nil: time.Now). TTLs, leases,
 	// NotBefore and the rate limiter use the Redis server's clock.
 	Now func() time.Time
+	// Timeout bounds every call of the store (state.redis_timeout): waiting
+	// for a pooled connection, connecting, go-redis's retry and the reply all
+	// fit in it, and a caller's earlier deadline wins. Default DefaultTimeout.
+	// The URL's own dial_timeout, read_timeout, write_timeout, pool_timeout
+	// and max_retries parameters are replaced so that none can exceed it.
+	Timeout time.Duration
+	// Logger receives the store's outage and recovery messages (nil: discard).
+	Logger *slog.Logger
 }
+
+// DefaultTimeout is RedisOptions.Timeout when it is left at zero, and the
+// default of state.redis_timeout.
+const DefaultTimeout = 250 * time.Millisecond
 
 // Redis is the Store shared by several replicas: KV entries are plain keys
 // with PX expiry, each queue is a Redis stream read through one consumer
@@ -50,6 +63,13 @@ type RedisOptions struct {
 type Redis struct {
 	client *redis.Client
 	opts   RedisOptions
+
+	// down is set when a call found Redis not answering; until a ping
+	// succeeds, calls fail at once instead of each waiting out Timeout
+	// (see redis_outage.go).
+	down   atomic.Bool
+	downMu sync.Mutex // serialises the up/down transitions
+	closed chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -66,7 +86,8 @@ const consumerGroup = "portcullis"
 // OpenRedis connects to the Redis at url (redis://, rediss:// or unix://,
 // as go-redis parses it). It does not wait for the server: an unreachable
 // Redis shows in Ping and in every call as ErrUnavailable, so a replica can
-// start (and report not ready) while Redis is down.
+// start (and report not ready) while Redis is down. No call waits longer
+// than opts.Timeout, see RedisOptions.
 func OpenRedis(url string, opts RedisOptions) (*Redis, error) {
 	ro, err := redis.ParseURL(url)
 	if err != nil {
@@ -95,17 +116,32 @@ func OpenRedis(url string, opts RedisOptions) (*Redis, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Redis{client: redis.NewClient(ro), opts: opts}, nil
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	boundClient(ro, opts.Timeout)
+	r := &Redis{client: redis.NewClient(ro), opts: opts, closed: make(chan struct{})}
+	r.client.AddHook(outageHook{r})
+	return r, nil
 }
 
 // Close closes the connection pool; later calls return the first result.
 func (r *Redis) Close() error {
-	r.closeOnce.Do(func() { r.closeErr = r.client.Close() })
+	r.closeOnce.Do(func() {
+		close(r.closed)
+		r.closeErr = r.client.Close()
+	})
 	return r.closeErr
 }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers. It always asks Redis, even while
+// other calls fail at once (readiness and the outage prober rely on it).
 func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := r.bound(context.WithValue(ctx, probing{}, true))
+	defer cancel()
 	return r.wrap("ping", r.client.Ping(ctx).Err())
 }
 
@@ -155,6 +191,8 @@ func (r *Redis) SetNX(ctx context.Context, key string, val []byte, ttl time.Dura
 	if err := checkKey(key); err != nil {
 		return false, err
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	ok, err := r.client.SetNX(ctx, r.kvKey(key), val, pxTTL(ttl)).Result()
 	if err != nil {
 		return false, r.wrap("setnx", err)
@@ -166,6 +204,8 @@ func (r *Redis) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	return r.wrap("set", r.client.Set(ctx, r.kvKey(key), val, pxTTL(ttl)).Err())
 }
 
@@ -173,6 +213,8 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	v, err := r.client.Get(ctx, r.kvKey(key)).Bytes()
 	if err != nil {
 		return nil, r.wrap("get", err)
@@ -184,6 +226,8 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	return r.wrap("delete", r.client.Del(ctx, r.kvKey(key)).Err())
 }
 

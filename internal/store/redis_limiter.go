@@ -36,6 +36,8 @@ func (r *Redis) Allow(ctx context.Context, key string, ratePerSec float64, burst
 	if err != nil {
 		return false, 0, err
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	res, err := gcraScript.Run(ctx, r.client, []string{r.opts.Prefix + "rl:" + key},
 		float64(interval)/1e3, float64(tolerance)/1e3).Int64Slice()
 	if err != nil {

@@ -168,6 +168,8 @@ func (r *Redis) Enqueue(ctx context.Context, queue string, j Job) error {
 		return err
 	}
 	stream, delayed, live, jp := r.queueKeys(queue)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	err := enqueueScript.Run(ctx, r.client, []string{stream, delayed, live, jp + j.ID},
 		j.ID, j.Owner, j.Payload, j.Attempts, nsString(j.NotBefore), usNumber(j.NotBefore),
 		nsString(j.Created), usNumber(j.Created), j.Result, j.LastError).Err()
@@ -182,6 +184,8 @@ func (r *Redis) Claim(ctx context.Context, queue string, n int, lease time.Durat
 		return nil, nil
 	}
 	stream, delayed, _, jp := r.queueKeys(queue)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	res, err := claimScript.Run(ctx, r.client, []string{stream, delayed},
 		consumerGroup, r.opts.Consumer, n, pxTTL(lease).Milliseconds(), jp).Slice()
 	if err != nil {
@@ -234,6 +238,8 @@ func (r *Redis) Complete(ctx context.Context, queue, id string, state JobState, 
 		return err
 	}
 	stream, _, live, jp := r.queueKeys(queue)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	err := completeScript.Run(ctx, r.client, []string{stream, live, jp + id},
 		consumerGroup, id, string(state), result, lastErr, r.opts.JobRetention.Milliseconds()).Err()
 	return r.wrap(fmt.Sprintf("complete %s in %s", id, queue), err)
@@ -241,6 +247,8 @@ func (r *Redis) Complete(ctx context.Context, queue, id string, state JobState, 
 
 func (r *Redis) Retry(ctx context.Context, queue, id string, notBefore time.Time, lastErr string) error {
 	stream, delayed, _, jp := r.queueKeys(queue)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	err := retryScript.Run(ctx, r.client, []string{stream, delayed, jp + id},
 		consumerGroup, id, nsString(notBefore), usNumber(notBefore), lastErr).Err()
 	return r.wrap(fmt.Sprintf("retry %s in %s", id, queue), err)
@@ -249,6 +257,8 @@ func (r *Redis) Retry(ctx context.Context, queue, id string, notBefore time.Time
 // GetJob is one HGETALL.
 func (r *Redis) GetJob(ctx context.Context, queue, id string) (Job, error) {
 	_, _, _, jp := r.queueKeys(queue)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	f, err := r.client.HGetAll(ctx, jp+id).Result()
 	if err != nil {
 		return Job{}, r.wrap(fmt.Sprintf("get job %s in %s", id, queue), err)
@@ -261,6 +271,8 @@ func (r *Redis) GetJob(ctx context.Context, queue, id string) (Job, error) {
 
 func (r *Redis) Stats(ctx context.Context, queue string) (int, time.Time, error) {
 	_, _, live, jp := r.queueKeys(queue)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	res, err := statsScript.Run(ctx, r.client, []string{live}, jp).Slice()
 	if err != nil {
 		return 0, time.Time{}, r.wrap("stats of "+queue, err)

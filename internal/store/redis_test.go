@@ -49,7 +49,7 @@ func TestRedisUnreachableIsUnavailable(t *testing.T) {
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
-			t.Parallel() // each call spends about a second in go-redis's dial retries
+			t.Parallel()
 			err := c.call()
 			if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrNotFound) {
 				t.Errorf("error = %v, want ErrUnavailable (and not ErrNotFound)", err)

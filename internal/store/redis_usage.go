@@ -36,6 +36,8 @@ func (r *Redis) AppendUsage(ctx context.Context, recs []UsageRecord) error {
 		m := binary.BigEndian.AppendUint64(timeKey(rec.Time), rand.Uint64())
 		members = append(members, redis.Z{Score: usageScore(rec.Time), Member: append(m, v...)})
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	key := r.usageKey()
 	cutoff := usageScore(r.opts.Now().Add(-r.opts.UsageRetention))
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -59,11 +61,15 @@ func (r *Redis) ScanUsage(ctx context.Context, from, to time.Time, fn func(Usage
 	lo, hi := usageScore(from), usageScore(to)
 	skip := 0
 	for {
-		zs, err := r.client.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+		// Each page is one call, bounded on its own: a long scan (audit)
+		// is not an outage, a page Redis does not answer is.
+		pctx, cancel := r.bound(ctx)
+		zs, err := r.client.ZRangeArgsWithScores(pctx, redis.ZRangeArgs{
 			Key: r.usageKey(), ByScore: true,
 			Start: strconv.FormatFloat(lo, 'f', -1, 64), Stop: strconv.FormatFloat(hi, 'f', -1, 64),
 			Offset: int64(skip), Count: usageRedisPage,
 		}).Result()
+		cancel()
 		if err != nil {
 			return r.wrap("scan usage", err)
 		}

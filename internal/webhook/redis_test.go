@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/portcullis-dev/portcullis/internal/store"
+	"github.com/portcullis-dev/portcullis/internal/store/storetest"
 )
 
 // redisURL returns the test Redis (scripts/test.sh starts it), skipping the
@@ -63,5 +64,55 @@ func TestReplicasShareReplayIDsAndQueueOverRedis(t *testing.T) {
 	}
 	if depth, _, err := fa.store.Stats(ctx, QueueName("payments")); err != nil || depth != 0 {
 		t.Errorf("queue depth %d (%v), want 0", depth, err)
+	}
+}
+
+// TestReplayCheckWhenRedisHangs: with Redis silent (paused, so connections
+// hang rather than fail), a webhook is answered within state.redis_timeout,
+// as on_redis_down.replay says: fail_closed refuses it with 503 (the vendor
+// retries), fail_open accepts it unchecked unless it must be stored for
+// forwarding. Before the bound, go-redis waited 5 s for the reply.
+func TestReplayCheckWhenRedisHangs(t *testing.T) {
+	srv := storetest.StartServer(t)
+	const slack = 750 * time.Millisecond // scheduling on a loaded machine under -race
+	tests := []struct {
+		name      string
+		failOpen  bool
+		forwardTo string
+		want      int
+	}{
+		{"fail-closed", false, "http://127.0.0.1:1/unused", http.StatusServiceUnavailable},
+		{"fail-open-unforwarded", true, "", http.StatusOK},
+		{"fail-open-forwarded-still-needs-the-store", true, "http://127.0.0.1:1/unused", http.StatusServiceUnavailable},
+	}
+	handlers := make([]*Handler, len(tests))
+	fixtures := make([]*fixture, len(tests))
+	for i, tc := range tests {
+		r, err := store.OpenRedis(srv.URL(), store.RedisOptions{Prefix: "portcullis-test-" + newID("hang_") + ":"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		if err := r.Ping(context.Background()); err != nil { // a pooled connection, as a running replica has
+			t.Fatal(err)
+		}
+		f := newFixture(t, testWebhooks(tc.forwardTo))
+		f.store, f.opts.Store, f.opts.ReplayFailOpen = r, r, tc.failOpen
+		fixtures[i], handlers[i] = f, f.handler()
+	}
+	srv.Pause()
+	defer srv.Resume()
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			rec := serve(handlers[i], fixtures[i].signed("payments", "msg_hang", eventBody, "env:STD_NEW"))
+			took := time.Since(start)
+			if rec.Code != tc.want {
+				t.Errorf("status %d %s, want %d", rec.Code, rec.Body, tc.want)
+			}
+			if took > store.DefaultTimeout+slack {
+				t.Errorf("answered after %v, want within the %v bound (+%v slack)", took, store.DefaultTimeout, slack)
+			}
+		})
 	}
 }
