@@ -66,6 +66,7 @@ const (
 	ChaosEnabled      = "PC018"
 	BadChaosFault     = "PC019"
 	CallerUnreachable = "PC020"
+	OpenProxyCIDRs    = "PC024"
 )
 
 // Rules returns the rule catalogue in id order.
@@ -113,6 +114,8 @@ func Rules() []Rule {
 			"Correct the fault as the message says."},
 		{CallerUnreachable, "caller-cannot-authenticate", Warning, "A caller can never authenticate",
 			"Give the caller a token hash or an mTLS subject, or remove it."},
+		{OpenProxyCIDRs, "open-proxy-to-internal-range", Warning, "A report or open forward proxy reaches every port of an allowed internal range",
+			"Set proxy.mode: enforce and list the vendor's host:port in egress.allow, or remove allow_cidrs from this integration."},
 	}
 }
 
