@@ -383,7 +383,9 @@ func setHeader(req *http.Request, name, value string) error {
 	return nil
 }
 
-// setQueryParam returns rawQuery with every name=… pair removed and
+// setQueryParam returns rawQuery with every name=… pair removed (the name
+// compared decoded and case-insensitively, since some vendor frameworks read
+// parameter names without regard to case) and
 // name=value appended. The other pairs are kept byte for byte (re-encoding
 // the whole query would reorder it and could break vendors that sign it);
 // a caller-supplied value for name never reaches the vendor.
@@ -394,7 +396,7 @@ func setQueryParam(rawQuery, name, value string) string {
 			continue
 		}
 		k, _, _ := strings.Cut(pair, "=")
-		if uk, err := url.QueryUnescape(k); err == nil && uk == name || k == name {
+		if uk, err := url.QueryUnescape(k); err == nil && strings.EqualFold(uk, name) || strings.EqualFold(k, name) {
 			continue
 		}
 		b.WriteString(pair)

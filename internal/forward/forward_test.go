@@ -207,6 +207,8 @@ func TestPlainHTTPAbsoluteForm(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+target+"/v1/things?x=1", nil)
 	req.Header.Set("Proxy-Connection", "keep-alive")
 	req.Header.Set("X-Caller-Header", "kept")
+	req.Header.Set("Authorization", "Bearer canary-caller-credential")
+	req.Header.Set("Cookie", "session=canary-caller-cookie")
 	resp, err := e.client("billing").Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +222,7 @@ func TestPlainHTTPAbsoluteForm(t *testing.T) {
 	if reqLine != target+" /v1/things?x=1" {
 		t.Errorf("vendor got %q", reqLine)
 	}
-	for _, h := range []string{"Proxy-Authorization", "Proxy-Connection", "X-Forwarded-For"} {
+	for _, h := range []string{"Proxy-Authorization", "Proxy-Connection", "X-Forwarded-For", "Authorization", "Cookie"} {
 		if v := hdr.Get(h); v != "" {
 			t.Errorf("vendor received %s: %q", h, v)
 		}

@@ -32,8 +32,9 @@ func plainFrom(ctx context.Context) *plainState {
 // ("GET http://host:port/path") with httputil.ReverseProxy, through the
 // same egress-guarded dialer as a tunnel. It counts as a tunnel for the
 // limits: it holds a slot while in flight, takes a new-tunnel token, and
-// max_lifetime bounds it. The vendor never sees Proxy-Authorization or
-// hop-by-hop headers, and no X-Forwarded-* headers are added.
+// max_lifetime bounds it. The vendor never sees Proxy-Authorization,
+// hop-by-hop headers, or the caller's Authorization and Cookie, and no
+// X-Forwarded-* headers are added.
 func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request, ev *event) error {
 	t, err := plainTarget(r)
 	if err != nil {
@@ -112,6 +113,12 @@ func (p *Proxy) reverseProxy() *httputil.ReverseProxy {
 			pr.Out.URL.Host = hostHeader(st.target)
 			pr.Out.Host = ""
 			pr.Out.Header.Del("Proxy-Authorization")
+			// The caller's own credentials would cross the network in
+			// clear text, to a target that (in report or open mode) may be
+			// any host: they are never forwarded. A service that must send
+			// its vendor key uses https://, which tunnels end to end.
+			pr.Out.Header.Del("Authorization")
+			pr.Out.Header.Del("Cookie")
 			pr.Out.Header.Set(headerRequestID, st.ev.requestID)
 		},
 		Transport: ctxTransport{},

@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/observe"
+	"github.com/portcullis-dev/portcullis/internal/policy"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 	"github.com/portcullis-dev/portcullis/internal/resilience"
 )
@@ -39,7 +40,7 @@ func (in *integration) rewrite(pr *httputil.ProxyRequest) {
 	if p, err := url.PathUnescape(raw); err == nil {
 		o.URL.Path, o.URL.RawPath = p, raw
 	}
-	o.URL.RawQuery = pr.In.URL.RawQuery
+	o.URL.RawQuery = policy.EscapeQuery(pr.In.URL.RawQuery) // checked in serve; a no-op then
 	o.URL.Fragment, o.URL.RawFragment = "", ""
 	o.Host = ""
 	// Caller trailers would reach the vendor after the injected credential

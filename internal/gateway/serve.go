@@ -74,6 +74,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec
 	if err != nil {
 		return problem.Wrap(problem.BadRequestPath, publicPathReason(err), err)
 	}
+	if err := policy.CheckQuery(r.URL.RawQuery); err != nil {
+		return problem.Wrap(problem.BadRequestPath, publicQueryReason(err), err)
+	}
 
 	// 5. route policy, deny by default.
 	d := in.routes.Decide(policy.Args{Method: r.Method, Segments: segs, Caller: caller})
@@ -158,6 +161,14 @@ func publicPathReason(err error) string {
 		msg = msg[i+2:]
 	}
 	return "ambiguous or unsafe request path (" + msg + ")"
+}
+
+func publicQueryReason(err error) string {
+	var pe *policy.PathError
+	if errors.As(err, &pe) {
+		return "ambiguous or unsafe query string (" + pe.Reason + ")"
+	}
+	return "ambiguous or unsafe query string"
 }
 
 // readBounded reads at most limit bytes; more is request_too_large.

@@ -89,6 +89,14 @@ func TestRules(t *testing.T) {
 			want: []brief{{PrivateEgress, Warning, "integrations.payments.egress.allow_private"}}},
 		{name: "allow-cidrs", replace: [][2]string{{`allow: ["api.pay.example:443"]`, `allow: ["api.pay.example:443"], allow_cidrs: ["10.1.2.0/24"]`}},
 			want: []brief{{PrivateEgress, Warning, "integrations.payments.egress.allow_cidrs"}}},
+		{name: "open-proxy-with-allow-cidrs", replace: [][2]string{{`allow: ["api.pay.example:443"]`, `allow: ["api.pay.example:443"], allow_cidrs: ["10.1.2.0/24"]`}, {"    justification:", "    proxy: {mode: open}\n    justification:"}},
+			want: []brief{{PrivateEgress, Warning, "integrations.payments.egress.allow_cidrs"}, {OpenProxyCIDRs, Warning, "integrations.payments.proxy.mode"}}},
+		{name: "report-proxy-with-allow-cidrs", replace: [][2]string{{`allow: ["api.pay.example:443"]`, `allow: ["api.pay.example:443"], allow_cidrs: ["10.1.2.0/24"]`}, {"    justification:", "    proxy: {mode: report}\n    justification:"}},
+			want: []brief{{PrivateEgress, Warning, "integrations.payments.egress.allow_cidrs"}, {OpenProxyCIDRs, Warning, "integrations.payments.proxy.mode"}}},
+		{name: "enforce-proxy-with-allow-cidrs-is-not-flagged", replace: [][2]string{{`allow: ["api.pay.example:443"]`, `allow: ["api.pay.example:443"], allow_cidrs: ["10.1.2.0/24"]`}, {"    justification:", "    proxy: {mode: enforce}\n    justification:"}},
+			want: []brief{{PrivateEgress, Warning, "integrations.payments.egress.allow_cidrs"}}},
+		{name: "open-proxy-without-allow-cidrs-is-not-flagged", replace: [][2]string{{"    justification:", "    proxy: {mode: open}\n    justification:"}},
+			want: []brief{}},
 		{name: "plain-http-upstream", replace: [][2]string{{"upstream: https://api.pay.example", "upstream: http://api.pay.example"}, {"api.pay.example:443", "api.pay.example:80"}},
 			want: []brief{{PlainHTTP, Warning, "integrations.payments.upstream"}}},
 		{name: "no-timeouts", replace: [][2]string{{"    timeouts: {connect: 2s, request: 10s}\n", ""}},
@@ -193,4 +201,20 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestOpenProxyCIDRsNamesLineAndFix(t *testing.T) {
+	src := strings.Replace(hardened, `allow: ["api.pay.example:443"]`, `allow: ["api.pay.example:443"], allow_cidrs: ["10.1.2.0/24"]`, 1)
+	src = strings.Replace(src, "    justification:", "    proxy:\n      mode: open\n    justification:", 1)
+	wantLine := strings.Count(src[:strings.Index(src, "mode: open")], "\n") + 1
+	for _, f := range Check("t.yaml", []byte(src)).Findings {
+		if f.ID != OpenProxyCIDRs {
+			continue
+		}
+		if f.Line != wantLine || !strings.Contains(f.Message, "10.1.2.0/24") || !strings.Contains(f.Fix, "proxy.mode: enforce") {
+			t.Errorf("finding %+v, want line %d, the range and the enforce fix", f, wantLine)
+		}
+		return
+	}
+	t.Fatal("no PC024 finding for proxy.mode: open with allow_cidrs")
 }

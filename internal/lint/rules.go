@@ -66,6 +66,7 @@ const (
 	ChaosEnabled      = "PC018"
 	BadChaosFault     = "PC019"
 	CallerUnreachable = "PC020"
+	OpenProxyCIDRs    = "PC024"
 	// PC028–PC031 are the gateway's own connections (issue 13 item 8).
 	TokenURLOffEgress   = "PC028"
 	InternalNotAllowed  = "PC029"
@@ -122,6 +123,8 @@ func Rules() []Rule {
 			"Correct the fault as the message says."},
 		{CallerUnreachable, "caller-cannot-authenticate", Warning, "A caller can never authenticate",
 			"Give the caller a token hash or an mTLS subject, or remove it."},
+		{OpenProxyCIDRs, "open-proxy-to-internal-range", Warning, "A report or open forward proxy reaches every port of an allowed internal range",
+			"Set proxy.mode: enforce and list the vendor's host:port in egress.allow, or remove allow_cidrs from this integration."},
 		{TokenURLOffEgress, "token-url-not-on-egress", Error, "An OAuth2/JWT token_url is not on its integration's egress allowlist",
 			"Add the token endpoint's host:port to the integration's egress.allow: token requests go through the same egress guard as vendor calls."},
 		{InternalNotAllowed, "internal-target-not-allowlisted", Error, "An alert sink, webhook forward_to or OTLP endpoint is not on internal_egress.allow",

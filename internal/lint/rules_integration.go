@@ -87,6 +87,11 @@ func (c *checker) integration(name string, in *config.Integration) {
 		c.add(PrivateEgress, p+".egress.allow_cidrs", "Keep allow_cidrs to the vendor's own range, as narrow as it goes.",
 			"egress re-allows internal ranges %s", strings.Join(in.Egress.AllowCIDRs, ", "))
 	}
+	if px := in.Proxy; px != nil && (px.Mode == "open" || px.Mode == "report") && len(in.Egress.AllowCIDRs) > 0 {
+		c.add(OpenProxyCIDRs, p+".proxy.mode", "",
+			"proxy.mode %s lets this integration's callers tunnel to any host and port whose address is in allow_cidrs %s (databases, admin ports), not only to egress.allow",
+			px.Mode, strings.Join(in.Egress.AllowCIDRs, ", "))
+	}
 	if cr := in.Credential; cr != nil {
 		if cr.Type == "oauth2_client_credentials" {
 			if u, err := url.Parse(cr.TokenURL); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {

@@ -8,6 +8,9 @@
 // in front of it, or its web framework could read differently from how the
 // policy reads it is an error, not something to repair. The gateway must then
 // forward the same escaped string it validated, never a re-derived one.
+// The query gets the same treatment from [CheckQuery]: a fragment, a ";"
+// separator, raw bytes outside RFC 3986 query characters or a bad escape is
+// refused, and a checked query is forwarded byte for byte.
 //
 // Route policy ([Compile], [Table.Decide]) matches METHOD plus the decoded
 // segments against route templates such as "/v1/charges/{id}" and answers
