@@ -214,3 +214,46 @@ func TestReloadKeepsBreakerWhenCAUnchanged(t *testing.T) {
 		t.Fatalf("after the CA was rotated: %d %s, want 200 through a new core", code, perr)
 	}
 }
+
+const specTmpl = `openapi: 3.0.3
+info: {title: vendor, version: "1"}
+paths:
+  /v1/charges/{id}:
+    get:
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        "200":
+          description: a charge
+          content:
+            application/json:
+              schema:
+                type: object
+                additionalProperties: false
+                required: [%s]
+                properties: {%s: {type: string}}
+`
+
+// TestReloadRereadsSpecChangedInPlace: an OpenAPI file edited in place
+// (same path) counts from the next reload. Specs are read on every
+// compile, so this guards against caching them by path across reloads.
+func TestReloadRereadsSpecChangedInPlace(t *testing.T) {
+	v := newVendor(t, nil) // answers {"path": "..."}
+	spec := filepath.Join(t.TempDir(), "vendor.openapi.yaml")
+	if err := os.WriteFile(spec, fmt.Appendf(nil, specTmpl, "id", "id"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, v.URL, baseConfig+"    validate: {openapi: \""+filepath.ToSlash(spec)+"\", mode: enforce}\n")
+	resp := f.do(t, "GET", "/payments/v1/charges/ch_1", f.billing, nil, nil)
+	if got := problemOf(t, resp).Code; got != problem.InvalidUpstreamResponse {
+		t.Fatalf("body without id under a spec that requires it: %d %s, want invalid_upstream_response", resp.StatusCode, got)
+	}
+	if err := os.WriteFile(spec, fmt.Appendf(nil, specTmpl, "path", "path"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.gw.Reload(f.gw.Config()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if code, perr := f.charge(t); code != 200 {
+		t.Fatalf("after the spec was changed in place and reloaded: %d %s, want 200", code, perr)
+	}
+}
