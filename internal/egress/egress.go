@@ -128,6 +128,7 @@ type Policy struct {
 	allowCIDRs          []netip.Prefix
 	pins                map[[32]byte]struct{}
 	roots               *x509.CertPool // nil: system roots
+	caDigest            string         // sha256 of the CA file's bytes; "" without one
 	connectTimeout      time.Duration
 	tlsHandshakeTimeout time.Duration
 	resolver            *net.Resolver
@@ -182,11 +183,11 @@ func NewPolicy(c Config) (*Policy, error) {
 	p.pins = pins
 
 	if c.CAFile != "" {
-		roots, err := loadCAFile(c.CAFile)
+		roots, digest, err := loadCAFile(c.CAFile)
 		if err != nil {
 			bad("ca_file %q: %w", c.CAFile, err)
 		}
-		p.roots = roots
+		p.roots, p.caDigest = roots, digest
 	}
 
 	switch {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -102,29 +103,36 @@ func parsePins(pins []string) (map[[32]byte]struct{}, error) {
 }
 
 // loadCAFile reads a PEM bundle and returns a pool holding only its
-// certificates. Unlike x509.CertPool.AppendCertsFromPEM, which skips blocks
+// certificates, and the hex SHA-256 of the bytes it read. Unlike x509.CertPool.AppendCertsFromPEM, which skips blocks
 // it cannot parse, every block must be a valid certificate, so a damaged
 // bundle fails at load time instead of at the vendor's next handshake.
-func loadCAFile(path string) (*x509.CertPool, error) {
+func loadCAFile(path string) (*x509.CertPool, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
+		return nil, "", fmt.Errorf("read: %w", err)
 	}
 	pool := x509.NewCertPool()
 	n := 0
 	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
 		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("PEM block %d is %q, want CERTIFICATE", n+1, block.Type)
+			return nil, "", fmt.Errorf("PEM block %d is %q, want CERTIFICATE", n+1, block.Type)
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", n+1, err)
+			return nil, "", fmt.Errorf("certificate %d: %w", n+1, err)
 		}
 		pool.AddCert(cert)
 		n++
 	}
 	if n == 0 {
-		return nil, errors.New("no PEM certificates found")
+		return nil, "", errors.New("no PEM certificates found")
 	}
-	return pool, nil
+	sum := sha256.Sum256(data)
+	return pool, hex.EncodeToString(sum[:]), nil
 }
+
+// CADigest is the hex SHA-256 of the CA file the policy was built from
+// ("" when it trusts the system roots). A CA bundle rotated in place has a
+// new digest under the same path, so callers that reuse transports across
+// reloads key them by it.
+func (p *Policy) CADigest() string { return p.caDigest }

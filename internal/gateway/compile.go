@@ -129,7 +129,7 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 		in.headers = append(in.headers, http.CanonicalHeaderKey(h))
 	}
 	settings := resilience.FromConfig(c)
-	fp := fingerprint(c, settings)
+	fp := fingerprint(c, settings, eg)
 	if cs != nil {
 		in.core = cs.get(name, fp)
 	}

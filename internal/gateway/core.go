@@ -37,12 +37,15 @@ type cores struct {
 }
 
 // fingerprint names everything a core is built from. Config scalars carry
-// their line numbers, so only their values are printed.
-func fingerprint(c *config.Integration, s resilience.Settings) string {
+// their line numbers, so only their values are printed. Files count by
+// their contents, not their paths: a CA bundle rotated in place gives a
+// new core on the next reload.
+func fingerprint(c *config.Integration, s resilience.Settings, eg *egress.Policy) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s|%v|%v|%v|%q|%s|%v|%v|%v|%v|%v|%+v", c.Upstream, c.Egress.Allow, c.Egress.AllowPrivate,
 		c.Egress.AllowCIDRs, c.Egress.PinSPKI, c.Egress.CAFile,
 		c.Timeouts.Connect.D, c.Timeouts.TLS.D, c.Timeouts.Headers.D, c.Timeouts.IdleConn.D, c.Timeouts.PerTry.D, s)
+	fmt.Fprintf(&b, "|ca_sha256=%s", eg.CADigest())
 	if cr := c.Credential; cr != nil {
 		fmt.Fprintf(&b, "|%s|%s|%s|%s|%s|%s|%v|%v|%s|%s|%s|%v|%s|%s|%s|%s|%s|%s|%s|%s|%v", cr.Type, cr.Secret.Ref(), cr.Header, cr.Prefix,
 			cr.Param, cr.Username, cr.TTL.D, cr.MaxStale.D, cr.TokenURL, cr.ClientID, cr.ClientSecret.Ref(), cr.Scopes,

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/identity"
+)
+
+// e2eCA returns a throwaway CA (PEM) and a certificate for 127.0.0.1 it
+// signed.
+func e2eCA(t *testing.T, name string) ([]byte, tls.Certificate) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "vendor.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+const caE2EConfig = `version: 1
+server: {listen: "{{CALLER}}", admin_listen: "{{ADMIN}}", shutdown_grace: 1s}
+state: {data_dir: "{{DATA}}"}
+callers:
+  billing: {tokens: ["%[1]s"]}
+integrations:
+  payments:
+    upstream: %[2]s
+    egress: {allow: ["%[3]s"], allow_private: true, ca_file: %[4]q}
+    timeouts: {connect: 1s, request: 5s}
+    routes:
+      - {method: GET, path: "/v1/charges/{id}", callers: [billing]}
+`
+
+// TestReloadCARotatedInPlace: the vendor moves to a certificate from a new
+// CA, the operator overwrites ca_file with the new CA (same path, config
+// unchanged) and sends SIGHUP; calls go through again.
+func TestReloadCARotatedInPlace(t *testing.T) {
+	ca1, cert1 := e2eCA(t, "vendor CA 1")
+	ca2, cert2 := e2eCA(t, "vendor CA 2")
+	var cur atomic.Pointer[tls.Certificate]
+	cur.Store(&cert1)
+	v := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	// Asked on every handshake (a client dialling an IP sends no SNI, so
+	// GetCertificate would not be).
+	v.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return &tls.Config{Certificates: []tls.Certificate{*cur.Load()}}, nil
+	}}
+	v.Config.ErrorLog = log.New(io.Discard, "", 0)
+	v.StartTLS()
+	t.Cleanup(v.Close)
+
+	caFile := filepath.Join(t.TempDir(), "vendor-ca.pem")
+	if err := os.WriteFile(caFile, ca1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, hash, _ := identity.NewToken()
+	p := startServe(t, fmt.Sprintf(caE2EConfig, hash, v.URL, strings.TrimPrefix(v.URL, "https://"), caFile))
+	if code, body, _ := p.get(t, "GET", "/payments/v1/charges/ch_1", tok); code != 200 {
+		t.Fatalf("vendor on CA 1, ca_file holds CA 1: %d %s", code, body)
+	}
+
+	cur.Store(&cert2)
+	v.CloseClientConnections()
+	if code, _, h := p.get(t, "GET", "/payments/v1/charges/ch_1", tok); code != 502 || h.Get("X-Portcullis-Error") != "upstream_unreachable" {
+		t.Fatalf("vendor on CA 2 before the rotation: %d %s, want 502 upstream_unreachable", code, h.Get("X-Portcullis-Error"))
+	}
+	if err := os.WriteFile(caFile, ca2, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool {
+		code, _, _ := p.get(t, "GET", "/payments/v1/charges/ch_1", tok)
+		return code == 200
+	}, "calls through the rotated CA after SIGHUP")
+}
