@@ -46,7 +46,7 @@ func (in *integration) rewrite(pr *httputil.ProxyRequest) {
 	// Caller trailers would reach the vendor after the injected credential
 	// and outside the header allowlist (Authorization, Cookie, method
 	// overrides): none is forwarded.
-	o.Trailer = nil
+	o.Trailer, o.TransferEncoding = nil, nil
 
 	h := make(http.Header, len(in.headers)+2)
 	for _, k := range in.headers {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 )
 
@@ -36,7 +37,7 @@ func TestQueryHygiene(t *testing.T) {
 	v := newVendor(t, nil)
 	resolver := credential.NewResolver(credential.Options{Logger: slog.New(slog.DiscardHandler)})
 	fx := newFixtureWith(t, v.URL, queryCredConfig, Options{
-		Credentials: func(name string, c *config.Credential, base http.RoundTripper) (http.RoundTripper, func(context.Context) error, error) {
+		Credentials: func(name string, c *config.Credential, base http.RoundTripper, _ *egress.Policy) (http.RoundTripper, func(context.Context) error, error) {
 			inj, err := credential.NewInjector(name, c, resolver, credential.Options{})
 			if err != nil {
 				return nil, nil, err
