@@ -1,18 +1,10 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,39 +13,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/identity"
+	"github.com/portcullis-dev/portcullis/internal/testpki"
 )
-
-// e2eCA returns a throwaway CA (PEM) and a certificate for 127.0.0.1 it
-// signed.
-func e2eCA(t *testing.T, name string) ([]byte, tls.Certificate) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "vendor.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 const caE2EConfig = `version: 1
 server: {listen: "{{CALLER}}", admin_listen: "{{ADMIN}}", shutdown_grace: 1s}
@@ -73,8 +36,10 @@ integrations:
 // CA, the operator overwrites ca_file with the new CA (same path, config
 // unchanged) and sends SIGHUP; calls go through again.
 func TestReloadCARotatedInPlace(t *testing.T) {
-	ca1, cert1 := e2eCA(t, "vendor CA 1")
-	ca2, cert2 := e2eCA(t, "vendor CA 2")
+	pki1 := testpki.New(t, "vendor CA 1")
+	ca1, cert1 := pki1.PEM, pki1.Leaf
+	pki2 := testpki.New(t, "vendor CA 2")
+	ca2, cert2 := pki2.PEM, pki2.Leaf
 	var cur atomic.Pointer[tls.Certificate]
 	cur.Store(&cert1)
 	v := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

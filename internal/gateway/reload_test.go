@@ -1,18 +1,10 @@
 package gateway
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,46 +12,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/problem"
+	"github.com/portcullis-dev/portcullis/internal/testpki"
 )
-
-// testCA is a throwaway CA and a vendor certificate for 127.0.0.1 it signed.
-type testCA struct {
-	pem  []byte // the CA certificate, PEM
-	leaf tls.Certificate
-}
-
-func newTestCA(t *testing.T, name string) testCA {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "vendor.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCA{
-		pem:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		leaf: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
-	}
-}
 
 // tlsVendor is a TLS vendor whose certificate (and health) the test
 // switches; a switch drops open connections, as a vendor restart would.
@@ -69,10 +25,10 @@ type tlsVendor struct {
 	failing atomic.Bool
 }
 
-func newTLSVendor(t *testing.T, ca testCA) *tlsVendor {
+func newTLSVendor(t *testing.T, ca testpki.CA) *tlsVendor {
 	t.Helper()
 	v := &tlsVendor{}
-	v.cert.Store(&ca.leaf)
+	v.cert.Store(&ca.Leaf)
 	v.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v.failing.Load() {
 			w.WriteHeader(503)
@@ -94,8 +50,8 @@ func newTLSVendor(t *testing.T, ca testCA) *tlsVendor {
 	return v
 }
 
-func (v *tlsVendor) serve(ca testCA) {
-	v.cert.Store(&ca.leaf)
+func (v *tlsVendor) serve(ca testpki.CA) {
+	v.cert.Store(&ca.Leaf)
 	v.CloseClientConnections()
 }
 
@@ -131,10 +87,10 @@ func (f *fixture) charge(t *testing.T) (int, string) {
 // a new CA and the operator overwrites ca_file (same path) with that CA; a
 // reload of the unchanged config must trust the new CA.
 func TestReloadPicksUpCARotatedInPlace(t *testing.T) {
-	ca1, ca2 := newTestCA(t, "vendor CA 1"), newTestCA(t, "vendor CA 2")
+	ca1, ca2 := testpki.New(t, "vendor CA 1"), testpki.New(t, "vendor CA 2")
 	v := newTLSVendor(t, ca1)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca1.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca1.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f := newCAFixture(t, v, caFile)
@@ -146,7 +102,7 @@ func TestReloadPicksUpCARotatedInPlace(t *testing.T) {
 	if code, perr := f.charge(t); code != 502 || perr != "upstream_unreachable" {
 		t.Fatalf("vendor on CA 2 before the CA file changed: %d %s, want 502 upstream_unreachable", code, perr)
 	}
-	if err := os.WriteFile(caFile, ca2.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca2.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.gw.Reload(f.gw.Config()); err != nil {
@@ -174,10 +130,10 @@ func TestReloadPicksUpCARotatedInPlace(t *testing.T) {
 // settings nor the CA file's contents keeps the integration's state, here
 // an open breaker; a rotated CA gives a fresh core with a closed breaker.
 func TestReloadKeepsBreakerWhenCAUnchanged(t *testing.T) {
-	ca1, ca2 := newTestCA(t, "vendor CA 1"), newTestCA(t, "vendor CA 2")
+	ca1, ca2 := testpki.New(t, "vendor CA 1"), testpki.New(t, "vendor CA 2")
 	v := newTLSVendor(t, ca1)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca1.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca1.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f := newCAFixture(t, v, caFile)
@@ -193,7 +149,7 @@ func TestReloadKeepsBreakerWhenCAUnchanged(t *testing.T) {
 	v.failing.Store(false)
 
 	// Rewriting the file with the same bytes is no change.
-	if err := os.WriteFile(caFile, ca1.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca1.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.gw.Reload(f.gw.Config()); err != nil {
@@ -204,7 +160,7 @@ func TestReloadKeepsBreakerWhenCAUnchanged(t *testing.T) {
 	}
 
 	v.serve(ca2)
-	if err := os.WriteFile(caFile, ca2.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca2.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.gw.Reload(f.gw.Config()); err != nil {
