@@ -102,6 +102,14 @@ func startServeIn(t *testing.T, dir, caller, admin, cfgText string, env ...strin
 	p.cmd = exec.Command(binPath, "serve", "--config", p.cfg)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.run(t)
+	return p
+}
+
+// run starts p.cmd, stops it (SIGTERM, then kill after 10 s) when the test
+// ends, and returns once /healthz answers on the admin listener.
+func (p *proc) run(t *testing.T) {
+	t.Helper()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +131,7 @@ func startServeIn(t *testing.T, dir, caller, admin, cfgText string, env ...strin
 		resp, err := http.Get("http://" + p.admin + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			return p
+			return
 		}
 		if p.cmd.ProcessState != nil {
 			break
@@ -131,7 +139,6 @@ func startServeIn(t *testing.T, dir, caller, admin, cfgText string, env ...strin
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("gateway did not come up:\n%s", p.out)
-	return nil
 }
 
 func (p *proc) get(t *testing.T, method, path, token string) (int, string, http.Header) {

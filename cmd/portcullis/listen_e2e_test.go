@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,32 +27,8 @@ func startServeLimited(t *testing.T, nofile int, webhook, cfgText string, env ..
 	t.Helper()
 	p, cmd := limitedCommand(t, nofile, webhook, cfgText, env...)
 	p.cmd = cmd
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", p.out)
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + p.admin + "/healthz"); err == nil {
-			resp.Body.Close()
-			return p
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("gateway did not come up:\n%s", p.out)
-	return nil
+	p.run(t)
+	return p
 }
 
 func limitedCommand(t *testing.T, nofile int, webhook, cfgText string, env ...string) (*proc, *exec.Cmd) {
