@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,15 +43,36 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freeAddr returns a loopback address no one listens on, for a gateway
+// the test starts later. It picks ports below Linux's ephemeral range
+// (32768–60999): a port asked of the kernel with ":0" is free only until
+// it is closed, and the kernel hands the same range to every outbound
+// connection, so under load another socket took it before the gateway
+// bound it ("bind: address already in use" in CI). Below that range only
+// a listener that names its port can collide, and freeAddr still checks.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 20000 + int(nextPort.Add(1)%12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port in 20000-31999")
+	return ""
 }
+
+// nextPort walks the port range from a random start, so two runs of the
+// suite side by side (two checkouts on one machine) rarely meet.
+var nextPort = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(rand.Int64N(12000))
+	return &n
+}()
 
 // syncBuffer collects a process's output safely.
 type syncBuffer struct {
