@@ -13,46 +13,21 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
-// Severity of a Problem.
-type Severity int
+// Severity and Problem live in package conf, where every component's
+// Validate can use them; these names keep config's callers unchanged.
+type (
+	Severity = conf.Severity
+	Problem  = conf.Problem
+)
 
 const (
-	// Error makes the config unusable.
-	Error Severity = iota
-	// Warning is legal but risky.
-	Warning
+	Error   = conf.Error
+	Warning = conf.Warning
 )
-
-func (s Severity) String() string {
-	if s == Warning {
-		return "warning"
-	}
-	return "error"
-}
-
-// Problem is one finding about a config file.
-type Problem struct {
-	Severity Severity
-	// Path is the config path, e.g. integrations.payments.egress.allow[0].
-	Path string
-	Line int
-	Msg  string
-}
-
-func (p Problem) String() string {
-	var b strings.Builder
-	if p.Line > 0 {
-		fmt.Fprintf(&b, "line %d: ", p.Line)
-	}
-	if p.Path != "" {
-		b.WriteString(p.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(p.Msg)
-	return b.String()
-}
 
 // Problems is every finding of one load. As an error it lists them all.
 type Problems struct {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
 type validator struct {
@@ -24,9 +26,19 @@ func (v *validator) add(sev Severity, path, format string, args ...any) {
 func (v *validator) errf(path, format string, args ...any)  { v.add(Error, path, format, args...) }
 func (v *validator) warnf(path, format string, args ...any) { v.add(Warning, path, format, args...) }
 
-type scalarErr interface{ scalarError() (int, error) }
+// adopt takes the problems a component Spec's Validate recorded (paths
+// already prefixed with the Spec's config path) and gives each the line
+// its path came from.
+func (v *validator) adopt(r *conf.Report) {
+	for _, p := range r.Problems() {
+		if p.Line == 0 {
+			p.Line = v.cfg.Line(p.Path)
+		}
+		v.problems = append(v.problems, p)
+	}
+}
 
-func (s scalar) scalarError() (int, error) { return s.line, s.err }
+type scalarErr interface{ ScalarError() (int, error) }
 
 var scalarIface = reflect.TypeOf((*scalarErr)(nil)).Elem()
 
@@ -34,7 +46,7 @@ var scalarIface = reflect.TypeOf((*scalarErr)(nil)).Elem()
 // to parse, walking the structs by their yaml tags to name each path.
 func (v *validator) scalars(rv reflect.Value, path string) {
 	if rv.Type().Implements(scalarIface) {
-		if line, err := rv.Interface().(scalarErr).scalarError(); err != nil {
+		if line, err := rv.Interface().(scalarErr).ScalarError(); err != nil {
 			v.problems = append(v.problems, Problem{Path: path, Line: line, Msg: err.Error()})
 		}
 		return
@@ -127,7 +139,7 @@ func (v *validator) validate() {
 	default:
 		v.errf("state.backend", "must be memory or redis (got %q)", c.State.Backend)
 	}
-	if _, perr := c.State.RedisTimeout.scalarError(); perr == nil && (c.State.RedisTimeout.D < time.Millisecond || c.State.RedisTimeout.D > maxRedisTimeout) {
+	if _, perr := c.State.RedisTimeout.ScalarError(); perr == nil && (c.State.RedisTimeout.D < time.Millisecond || c.State.RedisTimeout.D > maxRedisTimeout) {
 		d := c.State.RedisTimeout.D
 		v.errf("state.redis_timeout", "must be between 1ms and %s (got %s): it bounds how long a Redis outage holds up each call", maxRedisTimeout, d)
 	}

@@ -1,4 +1,9 @@
-package config
+// Package conf is the vocabulary every component's Spec is written in:
+// scalar values that remember the config line they came from and any parse
+// error (Duration, Size, Rate, Date, SecretRef), and the Problem a
+// Validate returns, with its config path. It imports nothing of the
+// project, so every component package can use it without a cycle.
+package conf
 
 import (
 	"fmt"
@@ -26,6 +31,10 @@ func (s scalar) Line() int { return s.line }
 
 // IsSet reports whether the value was written in the file.
 func (s scalar) IsSet() bool { return s.line > 0 }
+
+// ScalarError returns the line and the parse error of a value that did not
+// parse (nil error when it did), so that validation can report it.
+func (s scalar) ScalarError() (int, error) { return s.line, s.err }
 
 func (s *scalar) take(n *yaml.Node) bool {
 	s.line = n.Line

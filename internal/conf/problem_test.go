@@ -1,0 +1,28 @@
+package conf
+
+import "testing"
+
+func TestReportPaths(t *testing.T) {
+	r := NewReport("integrations.pay")
+	eg := r.At("egress")
+	eg.Errorf("allow[0]", "bad host %q", "x")
+	eg.At("allow").Warnf("[1]", "wildcard")
+	r.Warnf("", "no credential")
+	got := r.Problems()
+	want := []Problem{
+		{Severity: Error, Path: "integrations.pay.egress.allow[0]", Msg: `bad host "x"`},
+		{Severity: Warning, Path: "integrations.pay.egress.allow[1]", Msg: "wildcard"},
+		{Severity: Warning, Path: "integrations.pay", Msg: "no credential"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d problems %v, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("problem %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if !r.HasErrors() || NewReport("").HasErrors() {
+		t.Error("HasErrors: want true for a report with an error, false for an empty one")
+	}
+}
