@@ -6,7 +6,10 @@
 #      one log line per request), each server on one core;
 #   2. Portcullis and direct at half of Portcullis's peak (open loop), and the
 #      p99 the gateway adds;
-#   3. 10,000 concurrent calls held 1 s by the vendor: errors and peak RSS.
+#   3. 10,000 concurrent calls held 1 s by the vendor: errors and peak RSS;
+#   4. the targets of issue 2 and of issue 16 (request path), each with
+#      this run's figure and met or NOT met; issue 16's allocation row
+#      comes from `go test -bench RequestPath ./bench/`.
 # Everything listens on 127.0.0.1 only. Everything it starts is stopped on exit.
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION (10s), BENCH_WARMUP (2s),
 # BENCH_CONNS (50), BENCH_CONCURRENCY (10000), BENCH_CONC_DURATION (6s),
@@ -76,6 +79,20 @@ fi
 ulimit -n "$(ulimit -Hn)"
 nofile=$(ulimit -n)
 
+# A proxy needs two descriptors per held call (caller side, vendor side),
+# plus idle vendor connections and dials racing for the same call (Go's
+# Transport may dial while an idle connection frees up): keep 2000 spare.
+n=$concurrency
+max_n=$(((nofile - 2000) / 2))
+if [ "$n" -gt "$max_n" ]; then
+	say "NOTE: ulimit -n is $nofile here (hard limit); a proxy needs 2 per call + its idle pool, so $n calls become $max_n"
+	n=$max_n
+fi
+# The gateway's caller listener must hold every one of those calls: its
+# default server.limits.caller.max_conns (1024) would leave the rest in the
+# kernel's accept queue, and the phase would measure that limit.
+max_conns=$((n + 500))
+
 pids=()
 # cleanup stops what this script started: TERM, up to 10 s to exit, then KILL.
 cleanup() {
@@ -130,6 +147,7 @@ version: 1
 server:
   listen: 127.0.0.1:$1
   admin_listen: 127.0.0.1:$2
+  limits: {caller: {max_conns: $max_conns}}
 log: {level: info}
 state:
   data_dir: $run/data-$1
@@ -265,15 +283,6 @@ for ((r = 1; r <= rounds; r++)); do
 done
 log_lines=$(wc -l <"$run/portcullis.log")
 
-# A proxy needs two descriptors per held call (caller side, vendor side),
-# plus idle vendor connections and dials racing for the same call (Go's
-# Transport may dial while an idle connection frees up): keep 2000 spare.
-n=$concurrency
-max_n=$(((nofile - 2000) / 2))
-if [ "$n" -gt "$max_n" ]; then
-	say "NOTE: ulimit -n is $nofile here (hard limit); a proxy needs 2 per call + its idle pool, so $n calls become $max_n"
-	n=$max_n
-fi
 say "== concurrency: $n calls held 1 s by the vendor, started over $conc_ramp, $conc_duration in all; fresh gateway and bare proxy"
 start slow "$run/upstream-slow.log" "${on_load[@]}" "$bin/upstream" -listen 127.0.0.1:$p_slow -delay 1s
 # gctrace (on stderr, into the logs) shows where the peak RSS goes.
@@ -287,6 +296,18 @@ for p in $p_slow $p_pc2 $p_bare2; do "$LG" wait -addr 127.0.0.1:$p -timeout 30s;
 	-auth-env BENCH_CALLER_TOKEN -server-pid "$pid_bare2" -upstream-pid "$pid_slow" -out "$results" \
 	-conns "$n" -duration "$conc_duration" -warmup 0s -ramp "$conc_ramp" -timeout 30s >&2
 
+# Issue 16, row 4: allocations per proxied request, from the in-process
+# benchmark (allocation counts do not depend on the machine's load).
+say "== allocations per proxied request: go test -bench RequestPath ./bench/"
+allocs_row=$(go test -run '^$' -bench 'RequestPath/(bare-reverse-proxy|portcullis-allowed)$' -benchmem -benchtime 2000x ./bench/ |
+	sed -n 's/^issue 16: //p')
+
+# Issue 16, rows 5–7 (response validation cost and speed, forward mode
+# tunnels/s ÷ Smokescreen) are measured by their own benchmarks (owned
+# by the validation/forward work, helper "perfval"): call them here, each
+# printing its rows, when they are on this branch.
+rows_elsewhere="rows 5–7 (enforce validation cost and speed, forward mode ÷ Smokescreen): not measured by this script on this branch"
+
 {
 	echo "Portcullis benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(uname -m), $ncpu CPU(s): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 	echo "$placement; GOMAXPROCS=1 for every Go process; nginx worker_processes 1"
@@ -298,4 +319,8 @@ for p in $p_slow $p_pc2 $p_bare2; do "$LG" wait -addr 127.0.0.1:$p -timeout 30s;
 	echo "Go GC during the concurrency runs (GODEBUG=gctrace=1; MB as the runtime prints them):"
 	echo "  portcullis: $(gcsum "$run/portcullis-slow.log")"
 	echo "  bare-go:    $(gcsum "$run/bareproxy-slow.log")"
+	echo
+	echo "Targets (issue 16), in-process (go test -bench RequestPath -benchmem ./bench/):"
+	echo "  ${allocs_row:-allocations per proxied request: the benchmark printed no row}"
+	echo "  $rows_elsewhere"
 } | tee "$dir/report.txt"

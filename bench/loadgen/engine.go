@@ -101,6 +101,7 @@ func execute(ctx context.Context, p plan) (*Result, error) {
 		workers[i] = &worker{c: newClient(p.target, p.auth, p.timeout), max: perWorker, errKinds: map[string]int{},
 			lat: make([]time.Duration, 0, min(perWorker, 4096))}
 	}
+	watch := newWatch(p)
 	dialErrs := predial(ctx, workers)
 	if dialErrs == len(workers) {
 		return nil, fmt.Errorf("%s: %w", p.target.Host, errNoConnection)
@@ -109,7 +110,7 @@ func execute(ctx context.Context, p plan) (*Result, error) {
 	start := time.Now()
 	from := start.Add(p.warmup)
 	to := from.Add(p.duration)
-	watch := startWatch(p, from, to)
+	watch.start(from, to)
 
 	var next atomic.Int64
 	var wg sync.WaitGroup

@@ -16,11 +16,16 @@ type ProcUsage struct {
 	// PeakRSSBytes is VmHWM from /proc/PID/status at the end of the run:
 	// the process's peak resident set since it started.
 	PeakRSSBytes uint64 `json:"peak_rss_bytes"`
+	// StartRSSBytes is VmRSS when the run was planned, before its first
+	// connection: what the process held idle, so that peak minus start is
+	// what the run's calls cost.
+	StartRSSBytes uint64 `json:"start_rss_bytes,omitempty"`
 }
 
 type watched struct {
 	label      string
 	proc       procfs.Proc
+	rss0       uint64
 	cpu0, cpu1 float64
 	ok         bool
 }
@@ -33,11 +38,17 @@ type watch struct {
 	span  time.Duration
 }
 
-func startWatch(p plan, from, to time.Time) *watch {
-	w := &watch{done: make(chan struct{}), span: to.Sub(from)}
+// newWatch finds the processes and reads their resident memory; call it
+// before the run opens its first connection.
+func newWatch(p plan) *watch {
+	w := &watch{done: make(chan struct{})}
 	add := func(label string, proc procfs.Proc, err error) {
 		if err == nil {
-			w.procs = append(w.procs, &watched{label: label, proc: proc})
+			pw := &watched{label: label, proc: proc}
+			if st, err := proc.NewStatus(); err == nil {
+				pw.rss0 = st.VmRSS
+			}
+			w.procs = append(w.procs, pw)
 		}
 	}
 	if p.serverPID > 0 {
@@ -50,6 +61,12 @@ func startWatch(p plan, from, to time.Time) *watch {
 	}
 	self, err := procfs.Self()
 	add("loadgen", self, err)
+	return w
+}
+
+// start samples CPU time at from and to.
+func (w *watch) start(from, to time.Time) {
+	w.span = to.Sub(from)
 	go func() {
 		defer close(w.done)
 		time.Sleep(time.Until(from))
@@ -67,7 +84,6 @@ func startWatch(p plan, from, to time.Time) *watch {
 			}
 		}
 	}()
-	return w
 }
 
 // finish waits for the end-of-window sample and reads peak RSS.
@@ -75,7 +91,7 @@ func (w *watch) finish() []ProcUsage {
 	<-w.done
 	out := make([]ProcUsage, 0, len(w.procs))
 	for _, pw := range w.procs {
-		u := ProcUsage{Label: pw.label, PID: pw.proc.PID, CPUPercent: -1}
+		u := ProcUsage{Label: pw.label, PID: pw.proc.PID, CPUPercent: -1, StartRSSBytes: pw.rss0}
 		if pw.ok && w.span > 0 {
 			u.CPUPercent = 100 * (pw.cpu1 - pw.cpu0) / w.span.Seconds()
 		}

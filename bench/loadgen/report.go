@@ -169,6 +169,7 @@ func writeReport(w io.Writer, results []*Result) error {
 	}
 	writeConcurrency(w, conc)
 	writeTargets(w, peaks, half, conc)
+	writeTargets16(w, peaks, half, conc)
 	return nil
 }
 
