@@ -145,7 +145,12 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	if r.VendorRateLimit != "" {
 		attrs = append(attrs, slog.String(KeyVendorRateLimit, r.VendorRateLimit))
 	}
-	l.LogAttrs(ctx, level, "request", attrs...)
+	// The handler is called directly, not through l.LogAttrs: the logger
+	// would take the caller's program counter (runtime.Callers, a stack
+	// walk per request) for a source location this line never prints.
+	rec := slog.NewRecord(time.Now(), level, "request", 0)
+	rec.AddAttrs(attrs...)
+	_ = l.Handler().Handle(ctx, rec)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Redacted is what a Value prints as.
@@ -52,9 +53,11 @@ const minScrubLen = 6
 // and bodies are never logged unless allow-listed). Safe for concurrent use;
 // secrets are added as providers resolve them, including rotated ones.
 type Scrubber struct {
-	mu       sync.RWMutex
-	secrets  map[string]struct{}
-	replacer *strings.Replacer
+	mu      sync.Mutex // serialises Add
+	secrets map[string]struct{}
+	// replacer is swapped whole by Add and read without a lock: Scrub runs
+	// on every string of every log line.
+	replacer atomic.Pointer[strings.Replacer]
 }
 
 // NewScrubber returns an empty Scrubber.
@@ -81,7 +84,7 @@ func (s *Scrubber) Add(vals ...Value) {
 	for k := range s.secrets {
 		pairs = append(pairs, k, Redacted)
 	}
-	s.replacer = strings.NewReplacer(pairs...)
+	s.replacer.Store(strings.NewReplacer(pairs...))
 }
 
 // Scrub returns in with every registered secret replaced.
@@ -89,9 +92,7 @@ func (s *Scrubber) Scrub(in string) string {
 	if s == nil {
 		return in
 	}
-	s.mu.RLock()
-	r := s.replacer
-	s.mu.RUnlock()
+	r := s.replacer.Load()
 	if r == nil {
 		return in
 	}
