@@ -75,24 +75,48 @@ const revokeQuorum = 2
 // a secret-store read or a token request.
 const refreshCooldown = 5 * time.Second
 
-// WithInfoSink returns a context whose requests, sent through a Transport,
-// record the Info of their final attempt in *sink (the gateway's per-request
-// log record reads it after the round trip). Attempts of one request must be
-// sequential, as the retry layer makes them.
+// Call is what a Transport learns from the context about the request it
+// sends: on whose behalf (Caller; the Transport counts rejections per
+// distinct caller before revoking, and requests without one, such as
+// queued deliveries, count as one anonymous caller) and where to record
+// the Info of the final attempt (Sink, read by the gateway's per-request
+// log record after the round trip; nil: not recorded). Attempts of one
+// request must be sequential, as the retry layer makes them.
+type Call struct {
+	Caller string
+	Sink   *Info
+}
+
+// WithCall returns a context whose requests, sent through a Transport,
+// are made for c. c must not change while they are in flight.
+func WithCall(ctx context.Context, c *Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+type callKey struct{}
+
+func callFrom(ctx context.Context) Call {
+	if c, ok := ctx.Value(callKey{}).(*Call); ok && c != nil {
+		return *c
+	}
+	return Call{}
+}
+
+// WithInfoSink returns a context whose requests record the Info of their
+// final attempt in *sink (Call.Sink), keeping the caller ctx names.
 func WithInfoSink(ctx context.Context, sink *Info) context.Context {
-	return context.WithValue(ctx, infoSinkKey{}, sink)
+	c := callFrom(ctx)
+	c.Sink = sink
+	return WithCall(ctx, &c)
 }
 
-type infoSinkKey struct{}
-
-// WithCaller names the caller on whose behalf requests with ctx are sent;
-// the Transport counts rejections per distinct caller before revoking.
-// Requests without one (queued deliveries) count as one anonymous caller.
+// WithCaller names the caller on whose behalf requests with ctx are sent
+// (Call.Caller), keeping the info sink ctx has.
 func WithCaller(ctx context.Context, caller string) context.Context {
-	return context.WithValue(ctx, callerKey{}, caller)
+	c := callFrom(ctx)
+	c.Caller = caller
+	return WithCall(ctx, &c)
 }
-
-type callerKey struct{}
 
 // injectorInternals is what our own injectors add to Injector for the
 // Transport: the refresh epoch and the revocation evidence.
@@ -111,12 +135,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if internals != nil {
 		seen = internals.epochNow()
 	}
-	caller, _ := ctx.Value(callerKey{}).(string)
+	call := callFrom(ctx)
+	caller := call.Caller
 	out, info, err := t.prepare(req, req.Body)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := t.send(req, out, info)
+	resp, err := t.send(req, out, info, call.Sink)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +185,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if internals != nil {
 		internals.markSuspect(info2.Version)
 	}
-	resp, err = t.send(req, out2, info2)
+	resp, err = t.send(req, out2, info2, call.Sink)
 	if err != nil {
 		return nil, err
 	}
@@ -202,8 +227,8 @@ func (t *Transport) prepare(req *http.Request, body io.ReadCloser) (*http.Reques
 	return out, info, nil
 }
 
-func (t *Transport) send(req, out *http.Request, info Info) (*http.Response, error) {
-	if sink, ok := req.Context().Value(infoSinkKey{}).(*Info); ok && sink != nil {
+func (t *Transport) send(req, out *http.Request, info Info, sink *Info) (*http.Response, error) {
+	if sink != nil {
 		*sink = Info{Version: info.Version, Scopes: info.Scopes}
 	}
 	if t.Base == nil {

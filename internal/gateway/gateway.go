@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -109,16 +108,35 @@ const (
 	maxRequestIDLen = 128
 )
 
+// call is what one request allocates up front, in one allocation: the
+// record, the status writer, the data of the outbound hooks, and the small
+// arrays that the request id's header value and the path segments live in.
+type call struct {
+	rec observe.Record
+	sw  observe.StatusWriter
+	ob  outbound
+	// rid is the X-Request-Id header value, shared by the caller's answer
+	// and the vendor request; header values are replaced, never written
+	// in place, so sharing it is safe.
+	rid  [1]string
+	segs [8]string
+}
+
 // ServeHTTP is the caller listener's handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := g.rt.Load()
-	rec := &observe.Record{Start: time.Now(), Method: r.Method, RequestID: requestID(r.Header.Get(headerRequestID))}
-	w.Header().Set(headerRequestID, rec.RequestID)
+	c := &call{}
+	rec := &c.rec
+	rec.Start, rec.Method, rec.RequestID = time.Now(), r.Method, requestID(r.Header.Get(headerRequestID))
+	c.rid[0] = rec.RequestID
+	w.Header()[headerRequestID] = c.rid[:]
 	ctx, span := g.startSpan(r)
 	defer endSpan(span, rec)
-	ctx = observe.WithRecord(ctx, rec)
-	r = r.WithContext(ctx)
-	sw := &observe.StatusWriter{ResponseWriter: w}
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
+	}
+	sw := &c.sw
+	sw.ResponseWriter = w
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -135,7 +153,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.finish(ctx, rec, sw)
 	}()
-	if err := g.serve(sw, r, rt, rec); err != nil {
+	if err := g.serve(sw, r, rt, c); err != nil {
 		g.fail(sw, rec, err)
 	}
 }
@@ -180,5 +198,11 @@ func requestID(in string) string {
 	}
 	var b [15]byte
 	_, _ = rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+	var out [24]byte
+	lowerBase32.Encode(out[:], b[:])
+	return string(out[:])
 }
+
+// lowerBase32 is base32.StdEncoding in lower case (15 bytes encode to 24
+// characters, no padding), so an id costs one allocation.
+var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

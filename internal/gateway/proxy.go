@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,24 +49,37 @@ func (in *integration) rewrite(pr *httputil.ProxyRequest) {
 	// overrides): none is forwarded.
 	o.Trailer, o.TransferEncoding = nil, nil
 
-	h := make(http.Header, len(in.headers)+2)
+	// pr.Out's header is ReverseProxy's own copy of the caller's: it is cut
+	// down in place to the allowlisted fields, each with the caller's
+	// values (so exactly those fields of pr.In, whatever ReverseProxy
+	// removed or added), instead of building a second map.
+	h := o.Header
+	for k := range h {
+		if !slices.Contains(in.headers, k) {
+			delete(h, k)
+		}
+	}
 	for _, k := range in.headers {
 		if v, ok := pr.In.Header[k]; ok {
 			h[k] = v
+		} else {
+			delete(h, k)
 		}
 	}
-	h.Set(headerRequestID, ob.requestID)
+	h[headerRequestID] = ob.rid
 	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{"portcullis"}
+		h["User-Agent"] = userAgent
 	}
 	delete(h, "Traceparent")
 	delete(h, "Tracestate")
 	if in.propagateTrace {
 		injectTrace(pr.In.Context(), h)
 	}
-	o.Header = h
-	pr.Out = o.WithContext(countInformational(o.Context()))
 }
+
+// userAgent is sent when the caller sent none. Header values are replaced,
+// never written in place, so every request can share it.
+var userAgent = []string{"portcullis"}
 
 // errVendorFailed replaces a vendor 5xx by the stale fallback.
 var errVendorFailed = errors.New("vendor answered 5xx")
@@ -100,11 +114,12 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 		if err := in.validateResponse(resp, ob); err != nil {
 			return err
 		}
+		if resp.Body != nil && resp.Body != http.NoBody {
+			resp.Body = &trailerGuard{rc: resp.Body, resp: resp}
+		}
 	} else if resp.Body != nil && resp.Body != http.NoBody {
-		resp.Body = &limitedBody{rc: resp.Body, left: in.maxResp, rec: ob.rec}
-	}
-	if resp.Body != nil && resp.Body != http.NoBody {
-		resp.Body = &trailerGuard{rc: resp.Body, resp: resp}
+		// One wrapper for both: the size limit and the trailer guard.
+		resp.Body = &limitedBody{trailerGuard: trailerGuard{rc: resp.Body, resp: resp}, left: in.maxResp, rec: ob.rec}
 	}
 	// Only an answer that passed validation is kept for the stale fallback.
 	if staleGET && resp.StatusCode < 500 && in.stale.Cacheable(http.MethodGet, resp.StatusCode, resp.Header) {
@@ -161,21 +176,22 @@ const (
 var errTooManyInformational = errors.New("vendor sent more than 32 informational (1xx) responses")
 
 // countInformational returns ctx with a trace hook that fails the vendor
-// call past maxInformationalRead 1xx answers. It is installed in Rewrite,
-// before ReverseProxy adds its own relaying hook: httptrace calls the
-// newer hook first and returns the older one's error, so this error ends
-// the round trip.
-func countInformational(ctx context.Context) context.Context {
-	n := 0
-	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		Got1xxResponse: func(int, textproto.MIMEHeader) error {
-			n++
-			if n > maxInformationalRead {
-				return permanentError{errTooManyInformational}
-			}
-			return nil
-		},
-	})
+// call past maxInformationalRead 1xx answers. It is installed on the
+// request ReverseProxy is given, so before ReverseProxy adds its own
+// relaying hook: httptrace calls the newer hook first and returns the
+// older one's error, so this error ends the round trip. The hook and its
+// count live in ob.
+func (ob *outbound) countInformational(ctx context.Context) context.Context {
+	ob.trace.Got1xxResponse = ob.got1xx
+	return httptrace.WithClientTrace(ctx, &ob.trace)
+}
+
+func (ob *outbound) got1xx(int, textproto.MIMEHeader) error {
+	ob.n1xx++
+	if ob.n1xx > maxInformationalRead {
+		return permanentError{errTooManyInformational}
+	}
+	return nil
 }
 
 // informationalWriter is the ResponseWriter ReverseProxy writes to. It
@@ -219,8 +235,9 @@ func (w *informationalWriter) Flush() { _ = http.NewResponseController(w.Respons
 // limitedBody ends the stream with an error past the limit; ReverseProxy
 // then aborts the caller's connection, so a truncated body is never taken
 // for a whole one.
+// It is also the trailerGuard of the body it limits.
 type limitedBody struct {
-	rc   io.ReadCloser
+	trailerGuard
 	left int64
 	rec  *observe.Record
 }
@@ -232,7 +249,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	if int64(len(p)) > b.left+1 {
 		p = p[:b.left+1]
 	}
-	n, err := b.rc.Read(p)
+	n, err := b.trailerGuard.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
 		b.rec.ErrorCode = string(problem.ResponseTooLarge)
@@ -240,8 +257,6 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-func (b *limitedBody) Close() error { return b.rc.Close() }
 
 // errorHandler renders a failed vendor call as problem+json.
 func errorHandler(w http.ResponseWriter, r *http.Request, err error) {

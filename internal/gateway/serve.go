@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
 	"strings"
@@ -32,6 +33,10 @@ type outbound struct {
 	async     bool          // the caller accepts a queued answer
 	req       *http.Request // the caller's request, for the queue fallback
 	w         informationalWriter
+	rid       []string // the X-Request-Id header value (call.rid)
+	credCall  credential.Call
+	trace     httptrace.ClientTrace // countInformational's hook
+	n1xx      int                   // 1xx answers read from the vendor
 }
 
 type outboundKey struct{}
@@ -43,15 +48,19 @@ func outboundFrom(ctx context.Context) *outbound {
 
 // serve runs the policy steps of DESIGN.md's request path in order and hands
 // an allowed request to the integration's reverse proxy.
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec *observe.Record) error {
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *call) error {
+	rec := &c.rec
 	// 2. integration: the first segment of the request target as received.
 	target := r.RequestURI
 	if !strings.HasPrefix(target, "/") {
 		return problem.New(problem.BadRequestPath, "request target must be /{integration}/{vendor path}")
 	}
 	path, _, _ := strings.Cut(target, "?")
-	name, vendorPath, _ := strings.Cut(path[1:], "/")
-	vendorPath = "/" + vendorPath
+	name, _, found := strings.Cut(path[1:], "/")
+	vendorPath := "/"
+	if found {
+		vendorPath = path[1+len(name):] // from the slash after the name
+	}
 	in, ok := rt.integrations[name]
 	if !ok {
 		if name == jobsSegment && g.queue != nil && r.Method == http.MethodGet {
@@ -70,7 +79,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec
 	rec.Caller, rec.Auth = caller, string(how)
 
 	// 4. path hygiene, before any matching.
-	segs, err := policy.CheckPath(vendorPath)
+	segs, err := policy.AppendCheckPath(c.segs[:0], vendorPath)
 	if err != nil {
 		return problem.Wrap(problem.BadRequestPath, publicPathReason(err), err)
 	}
@@ -109,7 +118,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec
 
 	// 6. guardrails: kill switch, rate limit, breaker, bulkhead — each
 	// answered by a fallback where one is configured.
-	ob := &outbound{in: in, path: vendorPath, requestID: rec.RequestID, rec: rec, caller: caller, query: r.URL.RawQuery}
+	ob := &c.ob
+	ob.in, ob.path, ob.requestID, ob.rec, ob.caller, ob.query, ob.rid = in, vendorPath, rec.RequestID, rec, caller, r.URL.RawQuery, c.rid[:]
 	async := in.queue && fallback.PrefersAsync(r.Header) && in.queued[r.Method+" "+d.Route]
 	if async && in.queueAlways {
 		return g.enqueue(w, r, ob)
@@ -145,10 +155,16 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, rec
 		defer cancel()
 	}
 	ob.g, ob.async, ob.req = g, async, r
+	ctx = observe.WithRecord(ctx, rec)
 	ctx = context.WithValue(ctx, outboundKey{}, ob)
-	ctx = credential.WithInfoSink(ctx, &ob.cred)
-	ctx = credential.WithCaller(ctx, caller)
-	ctx = chaos.WithTarget(ctx, name, d.Route)
+	ob.credCall = credential.Call{Caller: caller, Sink: &ob.cred}
+	ctx = credential.WithCall(ctx, &ob.credCall)
+	if g.opts.Faults != nil {
+		// Only the chaos layer reads the target.
+		ctx = chaos.WithTarget(ctx, name, d.Route)
+	}
+	// Installed before ReverseProxy adds its own 1xx hook (see countInformational).
+	ctx = ob.countInformational(ctx)
 	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID}
 	in.proxy.ServeHTTP(&ob.w, r.WithContext(ctx))
 	rec.CredVersion, rec.Scopes = ob.cred.Version, ob.cred.Scopes

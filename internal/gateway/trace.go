@@ -26,10 +26,20 @@ func (o *Options) tracer() trace.Tracer {
 
 // startSpan starts the request's server span, continuing the caller's
 // trace when it sent a traceparent.
+// Without a tracer and without a caller traceparent there is nothing to
+// continue or record: the request's own context is returned, with the
+// no-op span it already carries.
 func (g *Gateway) startSpan(r *http.Request) (context.Context, trace.Span) {
+	if g.opts.Tracer == nil {
+		if _, ok := r.Header["Traceparent"]; !ok {
+			return r.Context(), trace.SpanFromContext(r.Context())
+		}
+	}
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	return g.tracer.Start(ctx, "portcullis.request", trace.WithSpanKind(trace.SpanKindServer))
+	return g.tracer.Start(ctx, "portcullis.request", serverSpan)
 }
+
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
 // endSpan records only structural attributes: never the raw path, query,
 // headers or bodies.
