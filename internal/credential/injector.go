@@ -298,7 +298,18 @@ type staticInjector struct {
 	c *config.Credential
 
 	redactMu sync.Mutex
-	redact   *redactor // for the value last injected
+	cur      *material // for the value last injected
+}
+
+// material is what a static injector derives from one secret value, once:
+// the redactor for responses and, for the header types, the header's
+// name and value (shared by the requests that carry it: header values are
+// replaced, never written in place).
+type material struct {
+	red  *redactor
+	name string   // canonical header name; "" for query
+	val  []string // the header value
+	err  error    // the value is not a valid header value
 }
 
 var _ Injector = (*staticInjector)(nil)
@@ -312,40 +323,48 @@ func (s *staticInjector) Apply(ctx context.Context, req *http.Request) (Info, er
 		return Info{}, err
 	}
 	v := sec.Value.Reveal()
-	red := s.redactorFor(v)
-	switch s.c.Type {
-	case "bearer":
-		err = setHeader(req, "Authorization", "Bearer "+v)
-	case "header":
-		name := s.c.Header
-		if name == "" {
-			name = "Authorization"
-		}
-		err = setHeader(req, name, s.c.Prefix+v)
-	case "basic":
-		err = setHeader(req, "Authorization", "Basic "+basicEncoding(s.c.Username, v))
-	case "query":
+	m := s.materialFor(v)
+	if s.c.Type == "query" {
 		req.URL.RawQuery = setQueryParam(req.URL.RawQuery, s.c.Param, v)
+	} else if m.err != nil {
+		return Info{}, s.fail(&RefError{Ref: sec.Ref, Err: m.err})
+	} else {
+		req.Header[m.name] = m.val
 	}
-	if err != nil {
-		return Info{}, s.fail(&RefError{Ref: sec.Ref, Err: err})
-	}
-	return Info{Version: sec.Version, redact: red}, nil
+	return Info{Version: sec.Version, redact: m.red}, nil
 }
 
-// redactorFor returns the redactor for value v, building it only when the
-// value changed (so the request path does not allocate one per call).
-func (s *staticInjector) redactorFor(v string) *redactor {
+// materialFor returns the material of value v, building it only when the
+// value changed (so the request path allocates none of it per call).
+func (s *staticInjector) materialFor(v string) *material {
 	s.redactMu.Lock()
 	defer s.redactMu.Unlock()
-	if s.redact == nil || s.redact.raw[0] != v {
+	if s.cur == nil || s.cur.red.raw[0] != v {
 		var enc []string
 		if s.c.Type == "basic" {
 			enc = append(enc, basicEncoding(s.c.Username, v))
 		}
-		s.redact = newRedactor([]string{v}, enc...)
+		m := &material{red: newRedactor([]string{v}, enc...), name: "Authorization"}
+		var value string
+		switch s.c.Type {
+		case "bearer":
+			value = "Bearer " + v
+		case "header":
+			if s.c.Header != "" {
+				m.name = http.CanonicalHeaderKey(s.c.Header)
+			}
+			value = s.c.Prefix + v
+		case "basic":
+			value = "Basic " + enc[0]
+		case "query":
+			m.name = ""
+		}
+		if m.name != "" {
+			m.val, m.err = headerValue(value)
+		}
+		s.cur = m
 	}
-	return s.redact
+	return s.cur
 }
 
 func (s *staticInjector) Refresh(ctx context.Context) error { return s.refreshFrom(ctx, 0, true) }
@@ -376,11 +395,20 @@ func (s *staticInjector) Status() Status {
 }
 
 func setHeader(req *http.Request, name, value string) error {
-	if !httpguts.ValidHeaderFieldValue(value) {
-		return fmt.Errorf("%w: the secret has characters not allowed in an HTTP header (a stray newline?)", ErrMalformed)
+	v, err := headerValue(value)
+	if err != nil {
+		return err
 	}
-	req.Header.Set(name, value)
+	req.Header[http.CanonicalHeaderKey(name)] = v
 	return nil
+}
+
+// headerValue is value as a header's values, once checked.
+func headerValue(value string) ([]string, error) {
+	if !httpguts.ValidHeaderFieldValue(value) {
+		return nil, fmt.Errorf("%w: the secret has characters not allowed in an HTTP header (a stray newline?)", ErrMalformed)
+	}
+	return []string{value}, nil
 }
 
 // setQueryParam returns rawQuery with every name=… pair removed (the name

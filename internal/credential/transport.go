@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
 	"strings"
 	"time"
 
@@ -197,25 +198,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.finish(resp, info2)
 }
 
-// prepare clones req with body and puts the credential on the clone.
+// prepare copies req with body and puts the credential on the copy.
 func (t *Transport) prepare(req *http.Request, body io.ReadCloser) (*http.Request, Info, error) {
 	// Informational answers (103 Early Hints) go to the caller as they
 	// arrive, through the trace hook httputil.ReverseProxy installs; ours
 	// is called first (httptrace composes new hooks before old ones) and
 	// masks the header in place.
-	var red *redactor
-	ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
-			if red != nil {
-				red.Header(http.Header(h))
-			}
-			return nil
-		},
-	})
-	out := req.Clone(ctx)
+	a := &attempt{}
+	a.trace.Got1xxResponse = a.got1xx
+	out := a.copyOf(req, httptrace.WithClientTrace(req.Context(), &a.trace))
 	out.Body = body
-	// Let net/http negotiate (and decode) gzip, so the body can be scanned.
-	out.Header.Del("Accept-Encoding")
 	info, err := t.Injector.Apply(req.Context(), out)
 	if err != nil {
 		if body != nil {
@@ -223,8 +215,47 @@ func (t *Transport) prepare(req *http.Request, body io.ReadCloser) (*http.Reques
 		}
 		return nil, Info{}, err
 	}
-	red = info.redact
+	a.red = info.redact
 	return out, info, nil
+}
+
+// attempt is one attempt's copy of the request's URL and its 1xx hook,
+// allocated together.
+type attempt struct {
+	url   url.URL
+	trace httptrace.ClientTrace
+	red   *redactor
+}
+
+func (a *attempt) got1xx(_ int, h textproto.MIMEHeader) error {
+	if a.red != nil {
+		a.red.Header(http.Header(h))
+	}
+	return nil
+}
+
+// copyOf is req.Clone(ctx) without Accept-Encoding (so net/http negotiates,
+// and decodes, gzip: the body can be scanned), sharing with req nothing
+// the injector writes to: its own header map (the values are shared;
+// header values are replaced, never written in place) and its own URL.
+// A request with a trailer or parsed forms gets a full Clone.
+func (a *attempt) copyOf(req *http.Request, ctx context.Context) *http.Request {
+	if req.Trailer != nil || req.Form != nil || req.PostForm != nil || req.MultipartForm != nil || req.URL == nil {
+		out := req.Clone(ctx)
+		out.Header.Del("Accept-Encoding")
+		return out
+	}
+	out := req.WithContext(ctx)
+	a.url = *req.URL
+	out.URL = &a.url
+	h := make(http.Header, len(req.Header)+1)
+	for k, v := range req.Header {
+		if k != "Accept-Encoding" {
+			h[k] = v
+		}
+	}
+	out.Header = h
+	return out
 }
 
 func (t *Transport) send(req, out *http.Request, info Info, sink *Info) (*http.Response, error) {
