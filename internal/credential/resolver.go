@@ -67,7 +67,7 @@ type Resolver struct {
 
 	mu      sync.Mutex
 	closed  bool
-	entries map[string]*entry
+	entries map[refKey]*entry
 	env     provider
 	file    *fileProvider
 	vault   *vaultProvider
@@ -95,7 +95,7 @@ type entry struct {
 // Resolve.
 func NewResolver(o Options) *Resolver {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Resolver{o: o, log: o.logger(), ctx: ctx, cancel: cancel, entries: map[string]*entry{}}
+	r := &Resolver{o: o, log: o.logger(), ctx: ctx, cancel: cancel, entries: map[refKey]*entry{}}
 	r.env = envProvider{}
 	return r
 }
@@ -193,7 +193,7 @@ type entryState struct {
 
 func (r *Resolver) state(ref config.SecretRef) entryState {
 	r.mu.Lock()
-	e := r.entries[ref.Ref()]
+	e := r.entries[refKey{ref.Scheme, ref.Target}]
 	r.mu.Unlock()
 	if e == nil {
 		return entryState{}
@@ -206,19 +206,23 @@ func (r *Resolver) state(ref config.SecretRef) entryState {
 // entryFor returns the cache entry of ref, creating it with DefaultTTL and
 // no staleness (Resolve sets its own on every call).
 func (r *Resolver) entryFor(ref config.SecretRef) (*entry, error) {
-	key := ref.Ref()
-	if key == "" {
+	if ref.Scheme == "" { // ref.Ref() == ""
 		return nil, &RefError{Ref: "(none)", Err: fmt.Errorf("%w: no secret reference configured", ErrBadReference)}
 	}
+	k := refKey{ref.Scheme, ref.Target}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e, ok := r.entries[key]
+	e, ok := r.entries[k]
 	if !ok {
-		e = &entry{key: key, scheme: ref.Scheme, target: ref.Target, ttl: DefaultTTL}
-		r.entries[key] = e
+		e = &entry{key: ref.Ref(), scheme: ref.Scheme, target: ref.Target, ttl: DefaultTTL}
+		r.entries[k] = e
 	}
 	return e, nil
 }
+
+// refKey is a reference as a map key: its text (ref.Ref()) without
+// building the string on every Resolve.
+type refKey struct{ scheme, target string }
 
 // staleOrErr decides, after a failed or skipped read, between the last good
 // value and an error. e.mu must be held.
