@@ -6,9 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -175,33 +173,24 @@ const (
 // with an endless stream of them.
 var errTooManyInformational = errors.New("vendor sent more than 32 informational (1xx) responses")
 
-// countInformational returns ctx with a trace hook that fails the vendor
-// call past maxInformationalRead 1xx answers. It is installed on the
-// request ReverseProxy is given, so before ReverseProxy adds its own
-// relaying hook: httptrace calls the newer hook first and returns the
-// older one's error, so this error ends the round trip. The hook and its
-// count live in ob.
-func (ob *outbound) countInformational(ctx context.Context) context.Context {
-	ob.trace.Got1xxResponse = ob.got1xx
-	return httptrace.WithClientTrace(ctx, &ob.trace)
-}
-
-func (ob *outbound) got1xx(int, textproto.MIMEHeader) error {
-	ob.n1xx++
-	if ob.n1xx > maxInformationalRead {
-		return permanentError{errTooManyInformational}
-	}
-	return nil
-}
-
 // informationalWriter is the ResponseWriter ReverseProxy writes to. It
 // relays at most maxInformational 1xx answers, each without the gateway's
 // own fields, and puts the request id back on the final answer (for a
 // 1xx, ReverseProxy clears the whole header map after writing it).
+//
+// ReverseProxy's 1xx hook writes every 1xx the vendor sends here, from
+// the vendor connection's goroutine, under the lock it takes again once
+// the round trip returned. So this is where they are counted: past
+// maxInformationalRead the call's context is cancelled (abort), the round
+// trip fails, and errorHandler answers errTooManyInformational. (A trace
+// hook of our own would cost every request two more allocations and a
+// reflect-built composition with ReverseProxy's hook.)
 type informationalWriter struct {
 	http.ResponseWriter
 	requestID string
 	n         int
+	abort     context.CancelFunc
+	flooded   bool // abort was called for too many 1xx
 }
 
 func (w *informationalWriter) Header() http.Header {
@@ -221,6 +210,11 @@ func (w *informationalWriter) WriteHeader(code int) {
 	}
 	stripGatewayFields(w.ResponseWriter.Header())
 	w.n++
+	if w.n > maxInformationalRead && w.abort != nil {
+		w.flooded = true
+		w.abort()
+		return
+	}
 	if w.n <= maxInformational {
 		w.ResponseWriter.WriteHeader(code)
 	}
@@ -261,6 +255,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 // errorHandler renders a failed vendor call as problem+json.
 func errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	ob := outboundFrom(r.Context())
+	if ob.w.flooded {
+		err = permanentError{errTooManyInformational}
+	}
 	if qe := (*queuedError)(nil); errors.As(err, &qe) {
 		ob.rec.Cause = qe.Error()
 		fallback.WriteAccepted(w, qe.jobID)

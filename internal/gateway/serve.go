@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"strconv"
 	"strings"
@@ -35,8 +34,6 @@ type outbound struct {
 	w         informationalWriter
 	rid       []string // the X-Request-Id header value (call.rid)
 	credCall  credential.Call
-	trace     httptrace.ClientTrace // countInformational's hook
-	n1xx      int                   // 1xx answers read from the vendor
 }
 
 type outboundKey struct{}
@@ -149,11 +146,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *
 	defer release()
 
 	ctx := r.Context()
+	var cancel context.CancelFunc
 	if in.timeout > 0 {
-		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, in.timeout)
-		defer cancel()
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
 	}
+	defer cancel()
 	ob.g, ob.async, ob.req = g, async, r
 	ctx = observe.WithRecord(ctx, rec)
 	ctx = context.WithValue(ctx, outboundKey{}, ob)
@@ -163,9 +162,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *
 		// Only the chaos layer reads the target.
 		ctx = chaos.WithTarget(ctx, name, d.Route)
 	}
-	// Installed before ReverseProxy adds its own 1xx hook (see countInformational).
-	ctx = ob.countInformational(ctx)
-	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID}
+	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID, abort: cancel}
 	in.proxy.ServeHTTP(&ob.w, r.WithContext(ctx))
 	rec.CredVersion, rec.Scopes = ob.cred.Version, ob.cred.Scopes
 	return nil
