@@ -140,7 +140,7 @@ func (s *Spec) Validate(r *conf.Report) {
 		return
 	}
 	needSecret := func() {
-		if !s.Secret.IsSet() {
+		if !s.Secret.Given() {
 			r.Errorf("secret", "required for type %s (env:NAME, file:PATH or vault:MOUNT/data/PATH#KEY)", s.Type)
 		}
 	}
@@ -169,11 +169,11 @@ func (s *Spec) Validate(r *conf.Report) {
 		}
 		switch s.AuthMethod {
 		case "basic", "post":
-			if !s.ClientSecret.IsSet() {
+			if !s.ClientSecret.Given() {
 				r.Errorf("client_secret", "required for auth_method %s", s.AuthMethod)
 			}
 		case "private_key_jwt":
-			if !s.PrivateKey.IsSet() {
+			if !s.PrivateKey.Given() {
 				r.Errorf("private_key", "required for auth_method private_key_jwt")
 			}
 		default:
@@ -183,7 +183,7 @@ func (s *Spec) Validate(r *conf.Report) {
 			r.Warnf("scopes", "no scopes requested: the token gets the client's default scope, often more than needed")
 		}
 	case "jwt_bearer":
-		if !s.PrivateKey.IsSet() {
+		if !s.PrivateKey.Given() {
 			r.Errorf("private_key", "required for jwt_bearer")
 		}
 		switch s.Algorithm {
