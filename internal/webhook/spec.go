@@ -15,6 +15,9 @@ const (
 	DefaultTolerance = 5 * time.Minute
 	// DefaultMaxBodyBytes bounds an event body.
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultRateLimit is the per-source request rate per second:
+	// generous for a vendor, small next to what a flood would send.
+	DefaultRateLimit = 50.0
 )
 
 // Spec is one inbound vendor callback (`webhooks.NAME`), received on
@@ -60,8 +63,8 @@ type Spec struct {
 	Signed string `yaml:"signed"`
 	// MaxBodyBytes bounds an event body. Default 1MiB.
 	MaxBodyBytes conf.Size `yaml:"max_body_bytes"`
-	// RateLimit caps requests per source address, e.g. 50/s. Default
-	// DefaultRateLimit.
+	// RateLimit caps requests per source address (IPv6 by /64), with a
+	// burst of two seconds' worth. Default 50/s.
 	RateLimit conf.Rate `yaml:"rate_limit"`
 	// Schema is an optional JSON schema file for the event body, relative
 	// to the config file. Default empty: any JSON body.
@@ -81,6 +84,9 @@ func (s *Spec) Provision() {
 	}
 	if s.MaxBodyBytes.N <= 0 {
 		s.MaxBodyBytes.N = DefaultMaxBodyBytes
+	}
+	if s.RateLimit.PerSecond <= 0 {
+		s.RateLimit.PerSecond = DefaultRateLimit
 	}
 }
 
