@@ -76,11 +76,9 @@ type integ struct {
 	// transport forwards absolute-form plain-HTTP requests to allow-listed
 	// targets (keep-alive pool shared per integration).
 	transport *http.Transport
-
-	maxTunnels  int
-	perSecond   float64
-	idleTimeout time.Duration
-	maxLifetime time.Duration
+	// spec is the provisioned proxy block: limits and timeouts are read
+	// from it directly, so a new setting needs no copy here.
+	spec ProxySpec
 }
 
 // decider holds the proxy-enabled integrations in name order.
@@ -118,15 +116,12 @@ func compileIntegrations(integrations map[string]Integration, resolver *net.Reso
 		rules := full
 		rules.Allow = nil
 		in := &integ{
-			name:        name,
-			mode:        Mode(px.Mode),
-			callers:     map[string]bool{},
-			policy:      pol,
-			addrRules:   rules,
-			maxTunnels:  px.MaxTunnels,
-			perSecond:   px.NewPerSecond.PerSecond,
-			idleTimeout: px.IdleTimeout.D,
-			maxLifetime: px.MaxLifetime.D,
+			name:      name,
+			mode:      Mode(px.Mode),
+			callers:   map[string]bool{},
+			policy:    pol,
+			addrRules: rules,
+			spec:      px,
 		}
 		for _, cl := range c.RouteCallers {
 			in.callers[cl] = true
