@@ -68,9 +68,6 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request, ev *event) er
 	ctx = context.WithValue(ctx, plainKey{}, &plainState{target: t, transport: rt, ev: ev})
 
 	cw := &observe.StatusWriter{ResponseWriter: w}
-	if n := in.spec.MaxPlainBodyBytes.N; n > 0 && r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, n)
-	}
 	body := &countingReader{r: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body

@@ -44,9 +44,6 @@ type ProxySpec struct {
 	// MaxLifetime closes any tunnel this old, and bounds a plain request.
 	// Default 1h.
 	MaxLifetime conf.Duration `yaml:"max_lifetime"`
-	// MaxPlainBodyBytes caps the body of an absolute-form (plain HTTP)
-	// request. Default unset: no cap.
-	MaxPlainBodyBytes conf.Size `yaml:"max_plain_body_bytes"`
 }
 
 // Provision fills defaults. It is idempotent; New runs it on its own copy,
@@ -80,9 +77,6 @@ func (s *ProxySpec) Validate(r *conf.Report) {
 	case ModeEnforce, ModeReport, ModeOpen:
 	default:
 		r.Errorf("mode", "must be enforce, report or open")
-	}
-	if s.MaxPlainBodyBytes.N < 0 {
-		r.Errorf("max_plain_body_bytes", "must not be negative")
 	}
 	if s.MaxTunnels < 0 {
 		r.Errorf("max_tunnels", "must not be negative (0 means the default, %d)", DefaultMaxTunnels)

@@ -33,7 +33,6 @@ func TestProxySpecValidate(t *testing.T) {
 		{"defaults", &ProxySpec{}, nil},
 		{"open", &ProxySpec{Mode: "open"}, nil},
 		{"bad-mode-negative-tunnels", &ProxySpec{Mode: "wide", MaxTunnels: -1}, []string{"error mode", "error max_tunnels"}},
-		{"negative-plain-body", &ProxySpec{MaxPlainBodyBytes: conf.Bytes(-1)}, []string{"error max_plain_body_bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
