@@ -14,3 +14,14 @@ func (r *Report) Err() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Paths lists the recorded problems as "severity path" ("error allow[0]",
+// "warning " for the Spec itself), in order: the shape a table test of a
+// Spec's Validate compares.
+func (r *Report) Paths() []string {
+	var out []string
+	for _, p := range *r.list {
+		out = append(out, p.Severity.String()+" "+p.Path)
+	}
+	return out
+}

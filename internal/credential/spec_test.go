@@ -9,14 +9,6 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
-func problemPaths(r *conf.Report) []string {
-	var out []string
-	for _, p := range r.Problems() {
-		out = append(out, p.Severity.String()+" "+p.Path)
-	}
-	return out
-}
-
 func TestSpecProvision(t *testing.T) {
 	tests := []struct {
 		name string
@@ -75,7 +67,7 @@ func TestSpecValidate(t *testing.T) {
 			r := conf.NewReport("")
 			tt.spec.Provision()
 			tt.spec.Validate(r)
-			if d := cmp.Diff(tt.want, problemPaths(r)); d != "" {
+			if d := cmp.Diff(tt.want, r.Paths()); d != "" {
 				t.Errorf("problems (-want +got):\n%s", d)
 			}
 		})

@@ -11,15 +11,6 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
-// paths lists a Report's problems as "severity path", in order.
-func paths(r *conf.Report) []string {
-	var out []string
-	for _, p := range r.Problems() {
-		out = append(out, p.Severity.String()+" "+p.Path)
-	}
-	return out
-}
-
 func TestSpecValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -37,7 +28,7 @@ func TestSpecValidate(t *testing.T) {
 			r := conf.NewReport("")
 			tt.spec.Provision()
 			tt.spec.Validate(r)
-			if d := cmp.Diff(tt.want, paths(r)); d != "" {
+			if d := cmp.Diff(tt.want, r.Paths()); d != "" {
 				t.Errorf("problems (-want +got):\n%s", d)
 			}
 		})
@@ -83,7 +74,7 @@ func TestTimeoutsProvisionAndValidate(t *testing.T) {
 			}
 			r := conf.NewReport("")
 			got.Validate(r)
-			if diff := cmp.Diff(tt.errs, paths(r)); diff != "" {
+			if diff := cmp.Diff(tt.errs, r.Paths()); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 		})

@@ -45,11 +45,7 @@ func TestSpecValidate(t *testing.T) {
 			r := conf.NewReport("")
 			tt.spec.Provision()
 			tt.spec.Validate(r)
-			var got []string
-			for _, p := range r.Problems() {
-				got = append(got, p.Severity.String()+" "+p.Path)
-			}
-			if d := cmp.Diff(tt.want, got); d != "" {
+			if d := cmp.Diff(tt.want, r.Paths()); d != "" {
 				t.Errorf("problems (-want +got):\n%s", d)
 			}
 		})
