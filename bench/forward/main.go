@@ -149,7 +149,7 @@ func runProxy(args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := forward.New(cfg, auth, forward.Options{
+	p, err := forward.New(cfg.ForwardIntegrations(), auth, forward.Options{
 		Logger:    logger,
 		Metrics:   forward.NewMetrics(prometheus.NewRegistry()),
 		SelfAddrs: func() []string { return []string{ln.Addr().String()} },

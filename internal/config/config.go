@@ -7,6 +7,14 @@
 // Life cycle, as in Caddy: strict decode → defaults → validate → compile.
 package config
 
+import (
+	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/egress"
+	"github.com/portcullis-dev/portcullis/internal/forward"
+	"github.com/portcullis-dev/portcullis/internal/identity"
+	"github.com/portcullis-dev/portcullis/internal/webhook"
+)
+
 // Config is the whole file.
 type Config struct {
 	// Version of the file format. Must be 1.
@@ -18,12 +26,13 @@ type Config struct {
 	// Log sets the log level and format.
 	Log Log `yaml:"log"`
 	// Callers are the services allowed to call through the gateway, by name.
-	Callers map[string]*Caller `yaml:"callers"`
+	Callers map[string]*identity.Caller `yaml:"callers"`
 	// Integrations are the vendor APIs, by name; the name is the first path
 	// segment of a reverse-proxy call: http://gateway/{name}/{vendor path}.
 	Integrations map[string]*Integration `yaml:"integrations"`
-	// Webhooks are the vendor callbacks received on server.webhook_listen.
-	Webhooks map[string]*Webhook `yaml:"webhooks"`
+	// Webhooks are the vendor callbacks received on server.webhook_listen
+	// (see webhook.Spec).
+	Webhooks map[string]*webhook.Spec `yaml:"webhooks"`
 	// Alerts says where anomaly and security events go.
 	Alerts Alerts `yaml:"alerts"`
 	// Chaos enables fault injection (test environments only).
@@ -114,34 +123,22 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// Caller is one calling service.
-type Caller struct {
-	// Tokens are "sha256:<hex>" hashes of the caller's bearer tokens, printed by
-	// `portcullis token new`. Several allow rotation.
-	Tokens []string `yaml:"tokens"`
-	// MTLSSubjects are certificate subjects ("CN=billing,O=corp") or SPIFFE
-	// URI SANs ("spiffe://corp.example/billing") accepted under mTLS.
-	MTLSSubjects []string `yaml:"mtls_subjects"`
-	// Description is free text for audits.
-	Description string `yaml:"description"`
-}
-
 // Integration is one vendor API.
 type Integration struct {
 	// Upstream is the vendor's base URL; the vendor path is appended to it.
 	Upstream string `yaml:"upstream"`
-	// Egress limits where calls may go.
-	Egress Egress `yaml:"egress"`
-	// Credential is injected into every outbound call.
-	Credential *Credential `yaml:"credential"`
+	// Egress limits where calls may go (see egress.Spec).
+	Egress egress.Spec `yaml:"egress"`
+	// Credential is injected into every outbound call (see credential.Spec).
+	Credential *credential.Spec `yaml:"credential"`
 	// RequestHeaders is the allowlist of caller headers forwarded to the vendor
 	// (case-insensitive). Everything else is dropped.
 	RequestHeaders []string `yaml:"request_headers"`
 	// Routes is the deny-by-default policy: only these METHOD + path template
 	// pairs are forwarded, each only for the callers listed.
 	Routes []*Route `yaml:"routes"`
-	// Timeouts for the outbound call.
-	Timeouts Timeouts `yaml:"timeouts"`
+	// Timeouts for the outbound call (see egress.Timeouts).
+	Timeouts egress.Timeouts `yaml:"timeouts"`
 	// Retry retries safe requests.
 	Retry *Retry `yaml:"retry"`
 	// CircuitBreaker stops calling a failing vendor for a while.
@@ -154,8 +151,9 @@ type Integration struct {
 	Validate *Validate `yaml:"validate"`
 	// Fallback serves stale responses or queues calls when the vendor fails.
 	Fallback *Fallback `yaml:"fallback"`
-	// Proxy configures forward-proxy (CONNECT) access to this integration's hosts.
-	Proxy *Proxy `yaml:"proxy"`
+	// Proxy configures forward-proxy (CONNECT) access to this integration's
+	// hosts (see forward.ProxySpec).
+	Proxy *forward.ProxySpec `yaml:"proxy"`
 	// Vendor is the due-diligence record, checked by `portcullis audit`.
 	Vendor *Vendor `yaml:"vendor"`
 	// PropagateTrace sends a W3C traceparent to the vendor (off by default:
@@ -166,70 +164,6 @@ type Integration struct {
 	Justification string `yaml:"justification"`
 }
 
-// Egress limits outbound connections.
-type Egress struct {
-	// Allow lists "host:port" pairs; a host may start with "*." for subdomains.
-	Allow []string `yaml:"allow"`
-	// AllowPrivate permits private, loopback and other internal addresses.
-	AllowPrivate bool `yaml:"allow_private"`
-	// AllowCIDRs re-allows specific internal ranges instead of all of them.
-	AllowCIDRs []string `yaml:"allow_cidrs"`
-	// PinSPKI are base64 SHA-256 hashes of accepted server public keys.
-	PinSPKI []string `yaml:"pin_spki"`
-	// CAFile is a PEM bundle of the only CAs trusted for this vendor (a
-	// private vendor); the system roots are used when it is empty.
-	CAFile string `yaml:"ca_file"`
-}
-
-// Credential says how to authenticate to the vendor.
-type Credential struct {
-	// Type is bearer, header, basic, query, oauth2_client_credentials or jwt_bearer.
-	Type string `yaml:"type"`
-	// Secret is the credential (bearer/header/query value, basic password).
-	Secret SecretRef `yaml:"secret"`
-	// Header names the header for type header (and may override Authorization).
-	Header string `yaml:"header"`
-	// Prefix is prepended to the value for type header ("Token ").
-	Prefix string `yaml:"prefix"`
-	// Param names the query parameter for type query.
-	Param string `yaml:"param"`
-	// Username for type basic.
-	Username string `yaml:"username"`
-	// MaxAge is the rotation policy checked by audit.
-	MaxAge Duration `yaml:"max_age"`
-	// TTL is how long a resolved secret is cached before it is re-read. Default 5m.
-	TTL Duration `yaml:"ttl"`
-	// MaxStale is how long the last good value is served when refresh fails. Default 1h.
-	MaxStale Duration `yaml:"max_stale"`
-	// RevokeOn403 makes a vendor 403 (other than RFC 6750
-	// insufficient_scope) count, like a 401, as the vendor rejecting the
-	// credential: refresh, retry with fresh material, and revoke once the
-	// fresh material is rejected for two distinct callers. Off by default:
-	// a 403 is normally an answer about one resource (or a rate limit, as
-	// GitHub sends), and is passed to the caller untouched. Turn it on only
-	// for a vendor that answers 403 to a dead key.
-	RevokeOn403 bool `yaml:"revoke_on_403"`
-
-	// TokenURL, ClientID, ClientSecret, Scopes, Audience, Resource and
-	// AuthMethod (basic|post|private_key_jwt) configure OAuth2 client credentials.
-	TokenURL     string    `yaml:"token_url"`
-	ClientID     string    `yaml:"client_id"`
-	ClientSecret SecretRef `yaml:"client_secret"`
-	Scopes       []string  `yaml:"scopes"`
-	Audience     string    `yaml:"audience"`
-	Resource     string    `yaml:"resource"`
-	AuthMethod   string    `yaml:"auth_method"`
-
-	// PrivateKey (PEM), Algorithm (RS256|ES256|EdDSA), KeyID, Issuer, Subject
-	// and TokenTTL configure signed JWT assertions.
-	PrivateKey SecretRef `yaml:"private_key"`
-	Algorithm  string    `yaml:"algorithm"`
-	KeyID      string    `yaml:"key_id"`
-	Issuer     string    `yaml:"issuer"`
-	Subject    string    `yaml:"subject"`
-	TokenTTL   Duration  `yaml:"token_ttl"`
-}
-
 // Route is one allowed METHOD + path template.
 type Route struct {
 	Method string `yaml:"method"`
@@ -238,16 +172,6 @@ type Route struct {
 	Callers []string `yaml:"callers"`
 	// Queue allows `Prefer: respond-async` on this route (fallback.queue).
 	Queue bool `yaml:"queue"`
-}
-
-// Timeouts for the outbound call. Defaults: connect 5s, tls 5s, headers 30s, request 60s.
-type Timeouts struct {
-	Connect  Duration `yaml:"connect"`
-	TLS      Duration `yaml:"tls"`
-	Headers  Duration `yaml:"headers"`
-	Request  Duration `yaml:"request"`
-	PerTry   Duration `yaml:"per_try"`
-	IdleConn Duration `yaml:"idle_conn"`
 }
 
 // Retry retries safe requests with exponential backoff and full jitter.
@@ -309,56 +233,6 @@ type Fallback struct {
 	Queue bool `yaml:"queue"`
 	// QueueAlways queues every respond-async call, vendor up or not.
 	QueueAlways bool `yaml:"queue_always"`
-}
-
-// Proxy configures forward-proxy mode (CONNECT and absolute-form requests
-// on server.listen) for this integration's hosts. Only integrations with a
-// proxy block can be reached through a tunnel; see internal/forward.
-type Proxy struct {
-	// Mode is enforce (default: only egress.allow host:ports), report
-	// (also let this integration's callers reach other targets, logging
-	// would_deny with the reason) or open (the same, silently). The
-	// resolved-address check applies in every mode.
-	Mode string `yaml:"mode"`
-	// ConnectCallers may tunnel to this integration's hosts even without a
-	// route; callers holding a route on the integration always may.
-	ConnectCallers []string `yaml:"connect_callers"`
-	// MaxTunnels caps the open tunnels (and in-flight plain requests) of one
-	// caller on this integration. 0 means the default, 100.
-	MaxTunnels int `yaml:"max_tunnels"`
-	// NewPerSecond caps new tunnels per caller on this integration, with a
-	// burst of one second's worth. Unset: no limit.
-	NewPerSecond Rate `yaml:"new_per_second"`
-	// IdleTimeout closes a tunnel after no byte in either direction for
-	// this long (closed within 1.25x of it). Default 5m.
-	IdleTimeout Duration `yaml:"idle_timeout"`
-	// MaxLifetime closes any tunnel this old, and bounds a plain request.
-	// Default 1h.
-	MaxLifetime Duration `yaml:"max_lifetime"`
-}
-
-// Webhook is one inbound vendor callback.
-type Webhook struct {
-	Path      string      `yaml:"path"`
-	Scheme    string      `yaml:"scheme"`
-	Secrets   []SecretRef `yaml:"secrets"`
-	Tolerance Duration    `yaml:"tolerance"`
-	ForwardTo string      `yaml:"forward_to"`
-	// ForwardSecret re-signs forwarded webhooks (Standard Webhooks scheme).
-	ForwardSecret SecretRef `yaml:"forward_secret"`
-	// Header, Encoding (hex|base64), Prefix and Signed (body|timestamp.body)
-	// configure scheme hmac_sha256.
-	Header          string `yaml:"header"`
-	Encoding        string `yaml:"encoding"`
-	Prefix          string `yaml:"prefix"`
-	TimestampHeader string `yaml:"timestamp_header"`
-	Signed          string `yaml:"signed"`
-	// MaxBodyBytes default 1MiB.
-	MaxBodyBytes Size `yaml:"max_body_bytes"`
-	// RateLimit per source address.
-	RateLimit Rate `yaml:"rate_limit"`
-	// Schema is an optional JSON schema file for the event body.
-	Schema string `yaml:"schema"`
 }
 
 // Tracing configures OpenTelemetry. Spans carry integration, route

@@ -7,18 +7,10 @@ const (
 	DefaultListen        = "127.0.0.1:8080"
 	DefaultAdminListen   = "127.0.0.1:9090"
 	DefaultDataDir       = "./data"
-	DefaultConnect       = 5 * time.Second
-	DefaultTLS           = 5 * time.Second
-	DefaultHeaders       = 30 * time.Second
-	DefaultRequest       = 60 * time.Second
-	DefaultIdleConn      = 90 * time.Second
 	DefaultMaxRequest    = 1 << 20
 	DefaultMaxResponse   = 5 << 20
 	DefaultMaxConcurrent = 100
-	DefaultSecretTTL     = 5 * time.Minute
-	DefaultMaxStale      = time.Hour
 	DefaultShutdownGrace = 30 * time.Second
-	DefaultTolerance     = 5 * time.Minute
 	DefaultMaxDepth      = 64
 	// DefaultRedisTimeout is state.redis_timeout's default (the same as
 	// store.DefaultTimeout).
@@ -49,11 +41,8 @@ func applyDefaults(c *Config) {
 		if in == nil {
 			continue
 		}
-		defD(&in.Timeouts.Connect, DefaultConnect)
-		defD(&in.Timeouts.TLS, DefaultTLS)
-		defD(&in.Timeouts.Headers, DefaultHeaders)
-		defD(&in.Timeouts.Request, DefaultRequest)
-		defD(&in.Timeouts.IdleConn, DefaultIdleConn)
+		in.Egress.Provision()
+		in.Timeouts.Provision()
 		if !in.Limits.MaxRequestBytes.IsSet() && in.Limits.MaxRequestBytes.N == 0 {
 			in.Limits.MaxRequestBytes.N = DefaultMaxRequest
 		}
@@ -63,33 +52,16 @@ func applyDefaults(c *Config) {
 		if in.Limits.MaxConcurrent == 0 {
 			in.Limits.MaxConcurrent = DefaultMaxConcurrent
 		}
-		if cr := in.Credential; cr != nil {
-			defD(&cr.TTL, DefaultSecretTTL)
-			defD(&cr.MaxStale, DefaultMaxStale)
-			if cr.Type == "oauth2_client_credentials" {
-				def(&cr.AuthMethod, "basic")
-			}
-			if cr.Type == "header" {
-				def(&cr.Header, "Authorization")
-			}
-		}
+		in.Credential.Provision()
 		if v := in.Validate; v != nil {
 			def(&v.Mode, "enforce")
 			if v.MaxDepth == 0 {
 				v.MaxDepth = DefaultMaxDepth
 			}
 		}
-		if p := in.Proxy; p != nil {
-			def(&p.Mode, "enforce")
-		}
+		in.Proxy.Provision()
 	}
 	for _, w := range c.Webhooks {
-		if w == nil {
-			continue
-		}
-		defD(&w.Tolerance, DefaultTolerance)
-		if !w.MaxBodyBytes.IsSet() && w.MaxBodyBytes.N == 0 {
-			w.MaxBodyBytes.N = DefaultMaxRequest
-		}
+		w.Provision()
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/portcullis-dev/portcullis/internal/egress"
 )
 
 // gatewayEgress checks that every connection the gateway opens on its own
@@ -19,7 +21,7 @@ func (v *validator) gatewayEgress() {
 		switch {
 		case strings.Contains(a, "*"):
 			v.errf(ap, "internal egress entry %q: wildcards are not allowed here (private addresses are reachable through these entries): list each internal host:port", a)
-		case !reHostPrt.MatchString(a):
+		case !egress.HostPortShape(a):
 			v.errf(ap, "internal egress entry %q: must be host:port, e.g. vault.corp.example:8200 or 127.0.0.1:7000", a)
 		}
 	}

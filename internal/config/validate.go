@@ -86,11 +86,10 @@ func (v *validator) scalars(rv reflect.Value, path string) {
 }
 
 var (
-	reName    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	reToken   = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	reHeader  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-	reMethod  = regexp.MustCompile(`^[A-Z]+$`)
-	reHostPrt = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9.-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$`)
+	reName   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	reToken  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	reHeader = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	reMethod = regexp.MustCompile(`^[A-Z]+$`)
 )
 
 // forbiddenRequestHeaders can never be forwarded from a caller: they carry
@@ -249,22 +248,9 @@ func (v *validator) integration(name string, in *Integration) {
 		return
 	}
 	up := v.url(p+".upstream", in.Upstream, false)
-	for i, a := range in.Egress.Allow {
-		ap := fmt.Sprintf("%s.egress.allow[%d]", p, i)
-		if !reHostPrt.MatchString(a) {
-			v.errf(ap, "must be host:port, e.g. api.vendor.example:443 (got %q)", a)
-			continue
-		}
-		if strings.HasPrefix(a, "*") {
-			v.warnf(ap, "wildcard egress %q lets calls reach any subdomain; list hosts one by one where you can", a)
-		}
-	}
-	if len(in.Egress.Allow) == 0 {
-		v.errf(p+".egress.allow", "empty: list the vendor's host:port pairs (deny by default)")
-	}
-	if in.Egress.AllowPrivate {
-		v.warnf(p+".egress.allow_private", "private, loopback and metadata addresses are reachable: only for internal vendors and tests")
-	}
+	r := conf.NewReport(p)
+	in.Egress.Validate(r.At("egress"))
+	v.adopt(r)
 	if up != nil {
 		if up.Scheme == "http" {
 			v.warnf(p+".upstream", "plain http: the credential and data cross the network unencrypted")
@@ -277,13 +263,10 @@ func (v *validator) integration(name string, in *Integration) {
 			v.errf(p+".upstream", "host %s:%s is not on egress.allow, so no call could ever leave: add it to egress.allow", up.Hostname(), port)
 		}
 	}
-	if !in.Timeouts.Connect.IsSet() && !in.Timeouts.Request.IsSet() && !in.Timeouts.Headers.IsSet() {
-		v.warnf(p+".timeouts", "no timeouts set: defaults apply (connect %s, request %s); set them for this vendor", DefaultConnect, DefaultRequest)
-	}
-	if in.Timeouts.PerTry.D > in.Timeouts.Request.D {
-		v.errf(p+".timeouts.per_try", "longer than timeouts.request")
-	}
-	v.credential(p+".credential", in.Credential)
+	r = conf.NewReport(p)
+	in.Timeouts.Validate(r.At("timeouts"))
+	in.Credential.Validate(r.At("credential"))
+	v.adopt(r)
 	for i, h := range in.RequestHeaders {
 		hp := fmt.Sprintf("%s.request_headers[%d]", p, i)
 		if !reHeader.MatchString(h) {
@@ -343,14 +326,9 @@ func (v *validator) integration(name string, in *Integration) {
 		v.errf(p+".fallback.queue_always", "needs fallback.queue: true")
 	}
 	if px := in.Proxy; px != nil {
-		switch px.Mode {
-		case "enforce", "report", "open":
-		default:
-			v.errf(p+".proxy.mode", "must be enforce, report or open")
-		}
-		if px.MaxTunnels < 0 {
-			v.errf(p+".proxy.max_tunnels", "must not be negative (0 means the default, 100)")
-		}
+		r := conf.NewReport(p)
+		px.Validate(r.At("proxy"))
+		v.adopt(r)
 		for i, c := range px.ConnectCallers {
 			if _, ok := v.cfg.Callers[c]; !ok {
 				v.errf(fmt.Sprintf("%s.proxy.connect_callers[%d]", p, i), "unknown caller %q", c)
@@ -360,22 +338,9 @@ func (v *validator) integration(name string, in *Integration) {
 }
 
 func (v *validator) url(path, raw string, allowHTTP bool) *url.URL {
-	if raw == "" {
-		v.errf(path, "required")
-		return nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		v.errf(path, "must be an absolute http(s) URL")
-		return nil
-	}
-	if u.User != nil {
-		v.errf(path, "must not carry user:password; use a credential with a secret reference")
-		return nil
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		v.errf(path, "must not have a query or fragment")
-	}
+	r := conf.NewReport("")
+	u := conf.HTTPURL(r, path, raw)
+	v.adopt(r)
 	return u
 }
 
@@ -395,70 +360,6 @@ func hostOnAllow(host, port string, allow []string) bool {
 		}
 	}
 	return false
-}
-
-func (v *validator) credential(p string, c *Credential) {
-	if c == nil {
-		v.warnf(p, "no credential: calls go to the vendor unauthenticated")
-		return
-	}
-	needSecret := func() {
-		if !c.Secret.IsSet() {
-			v.errf(p+".secret", "required for type %s (env:NAME, file:PATH or vault:MOUNT/data/PATH#KEY)", c.Type)
-		}
-	}
-	switch c.Type {
-	case "bearer":
-		needSecret()
-	case "header":
-		needSecret()
-		if !reHeader.MatchString(c.Header) {
-			v.errf(p+".header", "not a valid header name")
-		}
-	case "basic":
-		needSecret()
-		if c.Username == "" {
-			v.errf(p+".username", "required for type basic")
-		}
-	case "query":
-		needSecret()
-		if c.Param == "" {
-			v.errf(p+".param", "required for type query")
-		}
-	case "oauth2_client_credentials":
-		v.url(p+".token_url", c.TokenURL, true)
-		if c.ClientID == "" {
-			v.errf(p+".client_id", "required for oauth2_client_credentials")
-		}
-		switch c.AuthMethod {
-		case "basic", "post":
-			if !c.ClientSecret.IsSet() {
-				v.errf(p+".client_secret", "required for auth_method %s", c.AuthMethod)
-			}
-		case "private_key_jwt":
-			if !c.PrivateKey.IsSet() {
-				v.errf(p+".private_key", "required for auth_method private_key_jwt")
-			}
-		default:
-			v.errf(p+".auth_method", "must be basic, post or private_key_jwt")
-		}
-		if len(c.Scopes) == 0 {
-			v.warnf(p+".scopes", "no scopes requested: the token gets the client's default scope, often more than needed")
-		}
-	case "jwt_bearer":
-		if !c.PrivateKey.IsSet() {
-			v.errf(p+".private_key", "required for jwt_bearer")
-		}
-		switch c.Algorithm {
-		case "RS256", "ES256", "EdDSA":
-		default:
-			v.errf(p+".algorithm", "must be RS256, ES256 or EdDSA")
-		}
-	case "":
-		v.errf(p+".type", "required: bearer, header, basic, query, oauth2_client_credentials or jwt_bearer")
-	default:
-		v.errf(p+".type", "unknown credential type %q: want bearer, header, basic, query, oauth2_client_credentials or jwt_bearer", c.Type)
-	}
 }
 
 func (v *validator) routes(p string, routes []*Route) {
@@ -530,40 +431,16 @@ func (v *validator) webhooks() {
 	for _, name := range sortedKeys(v.cfg.Webhooks) {
 		w := v.cfg.Webhooks[name]
 		p := "webhooks." + name
+		r := conf.NewReport(p)
+		w.Validate(r)
+		v.adopt(r)
 		if w == nil {
-			v.errf(p, "empty webhook")
 			continue
 		}
-		if !strings.HasPrefix(w.Path, "/") {
-			v.errf(p+".path", "must start with /")
-		} else if other, ok := paths[w.Path]; ok {
+		if other, ok := paths[w.Path]; ok && strings.HasPrefix(w.Path, "/") {
 			v.errf(p+".path", "same path as webhook %q", other)
 		}
 		paths[w.Path] = name
-		switch w.Scheme {
-		case "standard", "stripe", "github", "slack":
-		case "hmac_sha256":
-			if !reHeader.MatchString(w.Header) {
-				v.errf(p+".header", "required for scheme hmac_sha256")
-			}
-			if w.Encoding != "hex" && w.Encoding != "base64" {
-				v.errf(p+".encoding", "must be hex or base64")
-			}
-			if w.Signed != "" && w.Signed != "body" && w.Signed != "timestamp.body" {
-				v.errf(p+".signed", "must be body or timestamp.body")
-			}
-		default:
-			v.errf(p+".scheme", "must be standard, stripe, github, slack or hmac_sha256")
-		}
-		if len(w.Secrets) == 0 {
-			v.errf(p+".secrets", "at least one secret reference is required")
-		}
-		if w.ForwardTo != "" {
-			v.url(p+".forward_to", w.ForwardTo, true)
-			if !w.ForwardSecret.IsSet() {
-				v.errf(p+".forward_secret", "required with forward_to: internal services verify the gateway's own signature")
-			}
-		}
 	}
 }
 

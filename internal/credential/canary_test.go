@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -66,8 +66,8 @@ func TestCanaryNeverLeaks(t *testing.T) {
 			setup(canary1)
 			r := NewResolver(o)
 			defer r.Close()
-			in, err := NewInjector("canary", &config.Credential{Type: "header", Header: "X-Api-Key", Prefix: "Key ",
-				Secret: config.MustRef(ref), TTL: config.Dur(time.Minute), MaxStale: config.Dur(time.Minute)}, r, o)
+			in, err := NewInjector("canary", &Spec{Type: "header", Header: "X-Api-Key", Prefix: "Key ",
+				Secret: conf.MustRef(ref), TTL: conf.Dur(time.Minute), MaxStale: conf.Dur(time.Minute)}, r, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +201,7 @@ func FuzzTokenResponse(f *testing.F) {
 		r := NewResolver(o)
 		defer r.Close()
 		c := oauthCred("https://idp.example/token")
-		c.ClientSecret = config.MustRef("env:PCS_FUZZ_CLIENT_SECRET")
+		c.ClientSecret = conf.MustRef("env:PCS_FUZZ_CLIENT_SECRET")
 		ts, err := newTokenSource("fuzz", c, r, o)
 		if err != nil {
 			t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
@@ -67,9 +67,9 @@ func oauthInjectorWith(t *testing.T, tokenURL string, client *http.Client) (Inje
 	o.HTTPClient = client
 	r := NewResolver(o)
 	t.Cleanup(r.Close)
-	c := &config.Credential{Type: "oauth2_client_credentials", TokenURL: tokenURL, ClientID: "client-1",
-		ClientSecret: config.MustRef("env:PCS_TEST_EGRESS_SECRET"), AuthMethod: "basic",
-		TTL: config.Dur(time.Minute), MaxStale: config.Dur(time.Hour)}
+	c := &Spec{Type: "oauth2_client_credentials", TokenURL: tokenURL, ClientID: "client-1",
+		ClientSecret: conf.MustRef("env:PCS_TEST_EGRESS_SECRET"), AuthMethod: "basic",
+		TTL: conf.Dur(time.Minute), MaxStale: conf.Dur(time.Hour)}
 	return NewInjector("payments", c, r, o)
 }
 
@@ -196,8 +196,8 @@ func TestTransportNilBaseIsAnError(t *testing.T) {
 	o, _ := testOptions(nil)
 	r := NewResolver(o)
 	t.Cleanup(r.Close)
-	in, err := NewInjector("payments", &config.Credential{Type: "bearer", Secret: config.MustRef("env:PCS_TEST_NIL_BASE"),
-		TTL: config.Dur(time.Minute), MaxStale: config.Dur(time.Hour)}, r, o)
+	in, err := NewInjector("payments", &Spec{Type: "bearer", Secret: conf.MustRef("env:PCS_TEST_NIL_BASE"),
+		TTL: conf.Dur(time.Minute), MaxStale: conf.Dur(time.Hour)}, r, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func vaultWith(t *testing.T, addr string, client *http.Client) *Resolver {
 
 func TestVaultClientEgress(t *testing.T) {
 	ctx := context.Background()
-	ref := config.MustRef("vault:secret/data/payments#api_key")
+	ref := conf.MustRef("vault:secret/data/payments#api_key")
 
 	// The server at VAULT_ADDR here is not Vault: it plays a compromised
 	// load balancer in front of it, which answers every request with a

@@ -26,7 +26,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/egress"
 )
 
@@ -131,10 +131,10 @@ func TestHydraClientCredentials(t *testing.T) {
 	ctx := context.Background()
 	const secret = "hydra-client-secret-" + canary
 
-	cred := func(id string, scopes ...string) *config.Credential {
-		return &config.Credential{Type: "oauth2_client_credentials", TokenURL: h.tokenURL(), ClientID: id,
-			ClientSecret: config.MustRef("env:PCS_TEST_HYDRA_SECRET"), Scopes: scopes, AuthMethod: "basic",
-			TTL: config.Dur(5 * time.Minute), MaxStale: config.Dur(time.Hour)}
+	cred := func(id string, scopes ...string) *Spec {
+		return &Spec{Type: "oauth2_client_credentials", TokenURL: h.tokenURL(), ClientID: id,
+			ClientSecret: conf.MustRef("env:PCS_TEST_HYDRA_SECRET"), Scopes: scopes, AuthMethod: "basic",
+			TTL: conf.Dur(5 * time.Minute), MaxStale: conf.Dur(time.Hour)}
 	}
 	basicClient := func(t *testing.T, extra map[string]any) string {
 		spec := map[string]any{"client_secret": secret, "scope": "charges:read charges:write admin",
@@ -282,7 +282,7 @@ func TestHydraClientCredentials(t *testing.T) {
 		id := h.client(t, map[string]any{"scope": "charges:read", "token_endpoint_auth_method": "private_key_jwt",
 			"token_endpoint_auth_signing_alg": "ES256", "jwks": map[string]any{"keys": []any{jwk}}})
 		ref := writeKeyFile(t, t.TempDir(), pemOf(t, "EC PRIVATE KEY", key))
-		c := &config.Credential{Type: "oauth2_client_credentials", TokenURL: h.tokenURL(), ClientID: id,
+		c := &Spec{Type: "oauth2_client_credentials", TokenURL: h.tokenURL(), ClientID: id,
 			AuthMethod: "private_key_jwt", PrivateKey: ref, Algorithm: "ES256", KeyID: "k1", Scopes: []string{"charges:read"}}
 		in, _ := newTestInjector(t, c, nil)
 		for range 2 { // two assertions: Hydra rejects a reused jti

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
-
-	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
 // ErrConfig marks a credential block NewInjector cannot build (config
@@ -79,10 +77,11 @@ type Status struct {
 // It reads no secret: call Refresh at start-up to fail fast on an
 // unreachable store or a missing key (its error names the integration and
 // the reference, never the value).
-func NewInjector(integration string, c *config.Credential, r *Resolver, o Options) (Injector, error) {
+func NewInjector(integration string, c *Spec, r *Resolver, o Options) (Injector, error) {
 	if c == nil {
 		return nil, fmt.Errorf("integration %s: %w: no credential block", integration, ErrConfig)
 	}
+	c = provisioned(c)
 	g := &guard{integration: integration, typ: c.Type, o: o, log: o.logger().With(logIntegration, integration, logType, c.Type)}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("integration %s: %w: %s", integration, ErrConfig, fmt.Sprintf(format, args...))
@@ -295,7 +294,7 @@ func (g *guard) status() Status {
 type staticInjector struct {
 	*guard
 	r *Resolver
-	c *config.Credential
+	c *Spec
 
 	redactMu sync.Mutex
 	cur      *material // for the value last injected

@@ -18,13 +18,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/portcullis-dev/portcullis/internal/config"
 )
-
-// defaultJWTTTL is the lifetime of a self-signed bearer JWT when token_ttl
-// is not set.
-const defaultJWTTTL = 5 * time.Minute
 
 // parsePrivateKey loads a PEM private key (PKCS#8 "PRIVATE KEY", PKCS#1
 // "RSA PRIVATE KEY" or SEC 1 "EC PRIVATE KEY"; other blocks such as
@@ -108,7 +102,7 @@ func keyKind(key any) string {
 // reference, re-parsing the key only when its version changes (rotation).
 type assertionSigner struct {
 	r   *Resolver
-	c   *config.Credential
+	c   *Spec
 	alg string
 	kid string
 
@@ -118,7 +112,7 @@ type assertionSigner struct {
 	method     jwt.SigningMethod
 }
 
-func newAssertionSigner(c *config.Credential, r *Resolver) (*assertionSigner, error) {
+func newAssertionSigner(c *Spec, r *Resolver) (*assertionSigner, error) {
 	switch c.Algorithm {
 	case "", "RS256", "ES256", "EdDSA":
 	default:
@@ -183,7 +177,7 @@ func (s *assertionSigner) sign(ctx context.Context, claims map[string]any, ttl t
 
 // selfSignedClaims are the claims of a jwt_bearer JWT: iss = issuer (or
 // client_id), sub = subject (or iss), aud = audience, scope = scopes.
-func selfSignedClaims(c *config.Credential) map[string]any {
+func selfSignedClaims(c *Spec) map[string]any {
 	claims := map[string]any{}
 	iss := c.Issuer
 	if iss == "" {
@@ -213,7 +207,7 @@ func selfSignedClaims(c *config.Credential) map[string]any {
 type jwtInjector struct {
 	*guard
 	signer *assertionSigner
-	c      *config.Credential
+	c      *Spec
 	ttl    time.Duration
 
 	mu         sync.Mutex
@@ -227,16 +221,12 @@ type jwtInjector struct {
 
 var _ Injector = (*jwtInjector)(nil)
 
-func newJWTInjector(g *guard, c *config.Credential, r *Resolver, o Options) (*jwtInjector, error) {
+func newJWTInjector(g *guard, c *Spec, r *Resolver, o Options) (*jwtInjector, error) {
 	s, err := newAssertionSigner(c, r)
 	if err != nil {
 		return nil, fmt.Errorf("integration %s: %w", g.integration, err)
 	}
-	ttl := c.TokenTTL.D
-	if ttl <= 0 {
-		ttl = defaultJWTTTL
-	}
-	return &jwtInjector{guard: g, signer: s, c: c, ttl: ttl}, nil
+	return &jwtInjector{guard: g, signer: s, c: c, ttl: c.TokenTTL.D}, nil
 }
 
 // Apply's Info.Version is the key version, so a revoked key stays revoked

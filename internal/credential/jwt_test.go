@@ -25,7 +25,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
 // Keys are generated once per test binary (RSA generation is slow).
@@ -140,7 +140,7 @@ func FuzzParsePrivateKey(f *testing.F) {
 }
 
 // writeKeyFile writes a PEM key and returns a file: reference to it.
-func writeKeyFile(t *testing.T, dir, pemText string) config.SecretRef {
+func writeKeyFile(t *testing.T, dir, pemText string) conf.SecretRef {
 	t.Helper()
 	p := filepath.Join(dir, "key.pem")
 	tmp := p + ".tmp"
@@ -150,7 +150,7 @@ func writeKeyFile(t *testing.T, dir, pemText string) config.SecretRef {
 	if err := os.Rename(tmp, p); err != nil {
 		t.Fatal(err)
 	}
-	return config.MustRef("file:" + p)
+	return conf.MustRef("file:" + p)
 }
 
 func parseJWT(t *testing.T, raw string, pub crypto.PublicKey, alg string) (jwt.MapClaims, map[string]any) {
@@ -168,9 +168,9 @@ func TestSelfSignedJWTBearer(t *testing.T) {
 	dir := t.TempDir()
 	ref := writeKeyFile(t, dir, pemOf(t, "PRIVATE KEY", k["ec"]))
 	clock := newClock()
-	c := &config.Credential{Type: "jwt_bearer", PrivateKey: ref, Algorithm: "ES256", KeyID: "key-2026",
+	c := &Spec{Type: "jwt_bearer", PrivateKey: ref, Algorithm: "ES256", KeyID: "key-2026",
 		Issuer: "portcullis", Subject: "svc-payments", Audience: "https://api.vendor.example", Scopes: []string{"read"},
-		TokenTTL: config.Dur(4 * time.Minute), TTL: config.Dur(time.Hour)}
+		TokenTTL: conf.Dur(4 * time.Minute), TTL: conf.Dur(time.Hour)}
 	in, logs := newTestInjector(t, c, clock)
 	ctx := context.Background()
 
@@ -236,22 +236,22 @@ func TestTokenEndpointAssertions(t *testing.T) {
 	k := testKeys()
 	tests := []struct {
 		name      string
-		cred      func(tokenURL string, ref config.SecretRef) *config.Credential
+		cred      func(tokenURL string, ref conf.SecretRef) *Spec
 		wantGrant string
 		param     string
 	}{
 		{
 			name: "private-key-jwt-client-auth",
-			cred: func(u string, ref config.SecretRef) *config.Credential {
-				return &config.Credential{Type: "oauth2_client_credentials", TokenURL: u, ClientID: "client-1",
+			cred: func(u string, ref conf.SecretRef) *Spec {
+				return &Spec{Type: "oauth2_client_credentials", TokenURL: u, ClientID: "client-1",
 					AuthMethod: "private_key_jwt", PrivateKey: ref, KeyID: "k1", Scopes: []string{"read"}}
 			},
 			wantGrant: "client_credentials", param: "client_assertion",
 		},
 		{
 			name: "jwt-bearer-grant",
-			cred: func(u string, ref config.SecretRef) *config.Credential {
-				return &config.Credential{Type: "jwt_bearer", TokenURL: u, ClientID: "client-1", Issuer: "client-1",
+			cred: func(u string, ref conf.SecretRef) *Spec {
+				return &Spec{Type: "jwt_bearer", TokenURL: u, ClientID: "client-1", Issuer: "client-1",
 					Subject: "svc", PrivateKey: ref, Algorithm: "ES256", Scopes: []string{"read"}}
 			},
 			wantGrant: grantJWTBearer, param: "assertion",

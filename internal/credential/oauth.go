@@ -18,7 +18,6 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
@@ -27,7 +26,6 @@ import (
 const (
 	grantJWTBearer    = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	assertionTypeJWT  = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-	defaultAssertTTL  = time.Minute
 	maxTokenSkew      = 10 * time.Second
 	tokenRetryMax     = 30 * time.Second
 	tokenRetryInitial = time.Second
@@ -56,7 +54,7 @@ type tokenSource struct {
 	o           Options
 	client      *http.Client
 	r           *Resolver
-	c           *config.Credential
+	c           *Spec
 	tokenURL    string // with any password redacted, for messages
 	signer      *assertionSigner
 	sf          singleflight.Group
@@ -83,7 +81,8 @@ type accessToken struct {
 	redact      *redactor // masks this token in vendor responses
 }
 
-func newTokenSource(integration string, c *config.Credential, r *Resolver, o Options) (*tokenSource, error) {
+func newTokenSource(integration string, c *Spec, r *Resolver, o Options) (*tokenSource, error) {
+	c = provisioned(c)
 	u, err := url.Parse(c.TokenURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("integration %s: %w: token_url must be an http(s) URL", integration, ErrConfig)
@@ -212,7 +211,6 @@ func (ts *tokenSource) request() (*accessToken, error) {
 	}
 	if ts.signer != nil {
 		claims := map[string]any{"iss": c.ClientID, "sub": c.ClientID, "aud": c.TokenURL}
-		ttl := defaultAssertTTL
 		if c.Type == "jwt_bearer" { // RFC 7523 §2.1: the JWT is the grant
 			claims = selfSignedClaims(c)
 			if claims["aud"] == nil {
@@ -220,10 +218,7 @@ func (ts *tokenSource) request() (*accessToken, error) {
 			}
 			cfg.EndpointParams.Set("grant_type", grantJWTBearer)
 		}
-		if c.TokenTTL.D > 0 {
-			ttl = c.TokenTTL.D
-		}
-		a, keyVersion, err := ts.signer.sign(ctx, claims, ttl, ts.o.now())
+		a, keyVersion, err := ts.signer.sign(ctx, claims, c.TokenTTL.D, ts.o.now())
 		if err != nil {
 			return nil, err
 		}
@@ -261,9 +256,6 @@ func (ts *tokenSource) accept(tok *oauth2.Token, start time.Time, material strin
 		life = time.Until(tok.Expiry)
 	default: // no expires_in: never "forever"
 		life = ts.c.TTL.D
-		if life <= 0 {
-			life = DefaultTTL
-		}
 	}
 	if life <= 0 {
 		return nil, fmt.Errorf("%w: token endpoint %s sent a token that has already expired", ErrMalformed, ts.tokenURL)
@@ -353,12 +345,12 @@ func scopesBeyond(granted, requested []string) []string {
 type oauthInjector struct {
 	*guard
 	ts *tokenSource
-	c  *config.Credential
+	c  *Spec
 }
 
 var _ Injector = (*oauthInjector)(nil)
 
-func newOAuthInjector(g *guard, c *config.Credential, r *Resolver, o Options) (*oauthInjector, error) {
+func newOAuthInjector(g *guard, c *Spec, r *Resolver, o Options) (*oauthInjector, error) {
 	ts, err := newTokenSource(g.integration, c, r, o)
 	if err != nil {
 		return nil, err

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
 // fakeIdP is a token endpoint that records requests. By default it issues
@@ -67,16 +67,16 @@ func writeTokenJSON(w http.ResponseWriter, v map[string]any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func oauthCred(tokenURL string) *config.Credential {
-	return &config.Credential{
+func oauthCred(tokenURL string) *Spec {
+	return &Spec{
 		Type: "oauth2_client_credentials", TokenURL: tokenURL, ClientID: "client-1",
-		ClientSecret: config.MustRef("env:PCS_TEST_CLIENT_SECRET"), Scopes: []string{"charges:read"},
-		AuthMethod: "basic", TTL: config.Dur(5 * time.Minute), MaxStale: config.Dur(time.Hour),
+		ClientSecret: conf.MustRef("env:PCS_TEST_CLIENT_SECRET"), Scopes: []string{"charges:read"},
+		AuthMethod: "basic", TTL: conf.Dur(5 * time.Minute), MaxStale: conf.Dur(time.Hour),
 	}
 }
 
 // newTestInjector builds an injector with its own Resolver.
-func newTestInjector(t *testing.T, c *config.Credential, clock *fakeClock) (Injector, *syncBuffer) {
+func newTestInjector(t *testing.T, c *Spec, clock *fakeClock) (Injector, *syncBuffer) {
 	t.Helper()
 	o, logs := testOptions(clock)
 	r := NewResolver(o)
@@ -97,7 +97,7 @@ func apply(ctx context.Context, in Injector) (Info, *http.Request, error) {
 func TestOAuthRequest(t *testing.T) {
 	tests := []struct {
 		name       string
-		mod        func(c *config.Credential)
+		mod        func(c *Spec)
 		wantForm   url.Values
 		wantBasic  bool
 		wantScopes []string
@@ -110,7 +110,7 @@ func TestOAuthRequest(t *testing.T) {
 		},
 		{
 			name: "post-auth-with-audience-and-resource",
-			mod: func(c *config.Credential) {
+			mod: func(c *Spec) {
 				c.AuthMethod = "post"
 				c.Audience = "https://api.vendor.example"
 				c.Resource = "urn:vendor:api"
@@ -120,7 +120,7 @@ func TestOAuthRequest(t *testing.T) {
 		},
 		{
 			name:       "several-scopes",
-			mod:        func(c *config.Credential) { c.Scopes = []string{"charges:read", "charges:write"} },
+			mod:        func(c *Spec) { c.Scopes = []string{"charges:read", "charges:write"} },
 			wantForm:   url.Values{"grant_type": {"client_credentials"}, "scope": {"charges:read charges:write"}},
 			wantBasic:  true,
 			wantScopes: []string{"charges:read", "charges:write"},
@@ -220,7 +220,7 @@ func TestOAuthNoExpiresIn(t *testing.T) {
 	})
 	clock := newClock()
 	c := oauthCred(idp.srv.URL)
-	c.TTL = config.Dur(2 * time.Minute)
+	c.TTL = conf.Dur(2 * time.Minute)
 	in, _ := newTestInjector(t, c, clock)
 	if _, _, err := apply(context.Background(), in); err != nil {
 		t.Fatal(err)

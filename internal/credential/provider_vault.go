@@ -13,7 +13,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -220,7 +220,7 @@ func (p *vaultProvider) appRoleLogin(ctx context.Context) (secret.Value, time.Du
 // localSecret resolves an AppRole role_id/secret_id reference, which must be
 // env: or file: (a vault: one could not be read before logging in).
 func (p *vaultProvider) localSecret(ctx context.Context, ref, what string) (secret.Value, error) {
-	scheme, target, err := config.ParseSecretRef(ref)
+	scheme, target, err := conf.ParseSecretRef(ref)
 	if err != nil || (scheme != "env" && scheme != "file") {
 		return secret.Value{}, fmt.Errorf("%w: AppRole %s must be an env:NAME or file:PATH reference", ErrBadReference, what)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -120,7 +120,7 @@ func (r *Resolver) Close() {
 // Resolve returns the secret ref points at, following the cache rules on
 // Resolver. ttl <= 0 means DefaultTTL; maxStale <= 0 means no stale serving.
 // Errors wrap ErrUnavailable and a *RefError naming the reference.
-func (r *Resolver) Resolve(ctx context.Context, ref config.SecretRef, ttl, maxStale time.Duration) (Secret, error) {
+func (r *Resolver) Resolve(ctx context.Context, ref conf.SecretRef, ttl, maxStale time.Duration) (Secret, error) {
 	e, err := r.entryFor(ref)
 	if err != nil {
 		return Secret{}, err
@@ -167,7 +167,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref config.SecretRef, ttl, maxSt
 // Refresh reads ref now, bypassing the cache and the back-off, and returns
 // the fresh value. Concurrent calls share one read. It is what an admin
 // refresh-credentials and a vendor 401 trigger.
-func (r *Resolver) Refresh(ctx context.Context, ref config.SecretRef) (Secret, error) {
+func (r *Resolver) Refresh(ctx context.Context, ref conf.SecretRef) (Secret, error) {
 	e, err := r.entryFor(ref)
 	if err != nil {
 		return Secret{}, err
@@ -191,7 +191,7 @@ type entryState struct {
 	lastErr error
 }
 
-func (r *Resolver) state(ref config.SecretRef) entryState {
+func (r *Resolver) state(ref conf.SecretRef) entryState {
 	r.mu.Lock()
 	e := r.entries[refKey{ref.Scheme, ref.Target}]
 	r.mu.Unlock()
@@ -205,7 +205,7 @@ func (r *Resolver) state(ref config.SecretRef) entryState {
 
 // entryFor returns the cache entry of ref, creating it with DefaultTTL and
 // no staleness (Resolve sets its own on every call).
-func (r *Resolver) entryFor(ref config.SecretRef) (*entry, error) {
+func (r *Resolver) entryFor(ref conf.SecretRef) (*entry, error) {
 	if ref.Scheme == "" { // ref.Ref() == ""
 		return nil, &RefError{Ref: "(none)", Err: fmt.Errorf("%w: no secret reference configured", ErrBadReference)}
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
 const canary = "canary-7f3a9c1e-DO-NOT-LOG"
@@ -46,7 +46,7 @@ func TestResolveEnv(t *testing.T) {
 			o, logs := testOptions(nil)
 			r := NewResolver(o)
 			defer r.Close()
-			s, err := r.Resolve(context.Background(), config.MustRef(tt.ref), time.Minute, time.Minute)
+			s, err := r.Resolve(context.Background(), conf.MustRef(tt.ref), time.Minute, time.Minute)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -70,13 +70,13 @@ func TestResolveEnv(t *testing.T) {
 func TestResolveBadReferences(t *testing.T) {
 	tests := []struct {
 		name string
-		ref  config.SecretRef
+		ref  conf.SecretRef
 		want string
 	}{
-		{name: "no-reference", ref: config.SecretRef{}, want: "no secret reference"},
-		{name: "unknown-provider", ref: config.SecretRef{Scheme: "aws", Target: "sm/x"}, want: `unknown provider "aws"`},
-		{name: "vault-without-address", ref: config.MustRef("vault:secret/data/x#k"), want: "VAULT_ADDR"},
-		{name: "vault-kv-v1-shape", ref: config.SecretRef{Scheme: "vault", Target: "secret/x#k"}, want: "MOUNT/data/PATH#KEY"},
+		{name: "no-reference", ref: conf.SecretRef{}, want: "no secret reference"},
+		{name: "unknown-provider", ref: conf.SecretRef{Scheme: "aws", Target: "sm/x"}, want: `unknown provider "aws"`},
+		{name: "vault-without-address", ref: conf.MustRef("vault:secret/data/x#k"), want: "VAULT_ADDR"},
+		{name: "vault-kv-v1-shape", ref: conf.SecretRef{Scheme: "vault", Target: "secret/x#k"}, want: "MOUNT/data/PATH#KEY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +122,7 @@ func TestResolveFile(t *testing.T) {
 			o, _ := testOptions(nil)
 			r := NewResolver(o)
 			defer r.Close()
-			s, err := r.Resolve(context.Background(), config.MustRef("file:"+tt.path), time.Minute, 0)
+			s, err := r.Resolve(context.Background(), conf.MustRef("file:"+tt.path), time.Minute, 0)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -150,7 +150,7 @@ func TestFileChangeIsSeenBeforeTTL(t *testing.T) {
 			o, logs := testOptions(nil)
 			r := NewResolver(o)
 			defer r.Close()
-			ref := config.MustRef("file:" + p)
+			ref := conf.MustRef("file:" + p)
 			resolve := func() Secret {
 				s, err := r.Resolve(context.Background(), ref, time.Hour, time.Hour)
 				if err != nil {
@@ -190,7 +190,7 @@ func TestCacheServesWithinTTL(t *testing.T) {
 	clock := newClock()
 	fp := &fakeProvider{val: "value-one-abcdef", version: "1"}
 	r, _ := newFakeResolver(t, clock, fp)
-	ref := config.MustRef("env:X")
+	ref := conf.MustRef("env:X")
 	for range 5 {
 		if _, err := r.Resolve(context.Background(), ref, time.Minute, 0); err != nil {
 			t.Fatal(err)
@@ -208,7 +208,7 @@ func TestBackgroundRefreshBeforeExpiry(t *testing.T) {
 	clock := newClock()
 	fp := &fakeProvider{val: "value-one-abcdef", version: "1"}
 	r, logs := newFakeResolver(t, clock, fp)
-	ref := config.MustRef("env:X")
+	ref := conf.MustRef("env:X")
 	ctx := context.Background()
 	if _, err := r.Resolve(ctx, ref, time.Minute, 0); err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestStaleServingAndMaxStale(t *testing.T) {
 	clock := newClock()
 	fp := &fakeProvider{val: "value-one-abcdef", version: "1"}
 	r, _ := newFakeResolver(t, clock, fp)
-	ref := config.MustRef("env:X")
+	ref := conf.MustRef("env:X")
 	ctx := context.Background()
 	ttl, maxStale := time.Minute, 5*time.Minute
 	if _, err := r.Resolve(ctx, ref, ttl, maxStale); err != nil {
@@ -274,7 +274,7 @@ func TestDefinitiveAnswerDropsCachedValue(t *testing.T) {
 			clock := newClock()
 			fp := &fakeProvider{val: "value-one-abcdef", version: "1"}
 			r, logs := newFakeResolver(t, clock, fp)
-			ref := config.MustRef("env:X")
+			ref := conf.MustRef("env:X")
 			ctx := context.Background()
 			if _, err := r.Resolve(ctx, ref, time.Minute, time.Hour); err != nil {
 				t.Fatal(err)
@@ -297,7 +297,7 @@ func TestBackoffAfterFailure(t *testing.T) {
 	clock := newClock()
 	fp := &fakeProvider{err: fmt.Errorf("%w: down", ErrUnavailable)}
 	r, _ := newFakeResolver(t, clock, fp)
-	ref := config.MustRef("env:X")
+	ref := conf.MustRef("env:X")
 	for range 100 {
 		if _, err := r.Resolve(context.Background(), ref, time.Minute, 0); err == nil {
 			t.Fatal("want an error")
@@ -329,7 +329,7 @@ func TestBackoffAfterFailure(t *testing.T) {
 func TestConcurrentCallersShareOneRead(t *testing.T) {
 	fp := &fakeProvider{val: "value-one-abcdef", version: "1", delay: 100 * time.Millisecond}
 	r, _ := newFakeResolver(t, nil, fp)
-	ref := config.MustRef("env:X")
+	ref := conf.MustRef("env:X")
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for range 50 {
@@ -353,7 +353,7 @@ func TestConcurrentCallersShareOneRead(t *testing.T) {
 func TestCallerCancelDoesNotBreakRead(t *testing.T) {
 	fp := &fakeProvider{val: "value-one-abcdef", version: "1", delay: 200 * time.Millisecond}
 	r, _ := newFakeResolver(t, nil, fp)
-	ref := config.MustRef("env:X")
+	ref := conf.MustRef("env:X")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := r.Resolve(ctx, ref, time.Minute, 0); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnavailable) {
@@ -372,7 +372,7 @@ func TestRefreshBypassesCache(t *testing.T) {
 	clock := newClock()
 	fp := &fakeProvider{val: "value-one-abcdef", version: "1"}
 	r, _ := newFakeResolver(t, clock, fp)
-	ref := config.MustRef("env:X")
+	ref := conf.MustRef("env:X")
 	if _, err := r.Resolve(context.Background(), ref, time.Hour, 0); err != nil {
 		t.Fatal(err)
 	}

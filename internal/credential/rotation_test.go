@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -41,7 +41,7 @@ func TestRotationUnderLoad(t *testing.T) {
 			)
 			kv := vaultServer(t)
 			proxy := newVaultProxy(t, kv) // counts the KV reads
-			put := func(v string) config.SecretRef {
+			put := func(v string) conf.SecretRef {
 				return kv.put(t, "vendors/load", map[string]any{"api_key": v}, "api_key")
 			}
 			ref := put(oldKey)
@@ -50,8 +50,8 @@ func TestRotationUnderLoad(t *testing.T) {
 			o.Vault = VaultOptions{Addr: proxy.URL, Token: secret.New(kv.token)}
 			r := NewResolver(o)
 			defer r.Close()
-			c := &config.Credential{Type: "bearer", Secret: ref,
-				TTL: config.Dur(time.Second), MaxStale: config.Dur(time.Minute)}
+			c := &Spec{Type: "bearer", Secret: ref,
+				TTL: conf.Dur(time.Second), MaxStale: conf.Dur(time.Minute)}
 			in, err := NewInjector("load", c, r, o)
 			if err != nil {
 				t.Fatal(err)

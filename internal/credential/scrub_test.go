@@ -18,7 +18,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 )
 
@@ -73,7 +73,7 @@ func TestTransportMasksInjectedCredentialInResponses(t *testing.T) {
 	const key = "canary+Key/9f3=~x 7c1e" // escapes differently in query and path
 	t.Setenv("PCS_TEST_REFLECT_KEY", key)
 	t.Setenv("PCS_TEST_CLIENT_SECRET", "client-secret-abcdef")
-	ref := config.MustRef("env:PCS_TEST_REFLECT_KEY")
+	ref := conf.MustRef("env:PCS_TEST_REFLECT_KEY")
 	idp := newFakeIdP(t)
 	const token = "canary.oauth-token_8d2b4f6a1c"
 	idp.set(func(w http.ResponseWriter, _ int, _ url.Values) {
@@ -82,16 +82,16 @@ func TestTransportMasksInjectedCredentialInResponses(t *testing.T) {
 	keyRef := writeKeyFile(t, t.TempDir(), pemOf(t, "PRIVATE KEY", testKeys()["ec"]))
 	tests := []struct {
 		name string
-		c    *config.Credential
+		c    *Spec
 		// injected returns the secret values the vendor received.
 		injected func(seen string) []string
 	}{
-		{name: "bearer", c: &config.Credential{Type: "bearer", Secret: ref}, injected: fixed(key)},
-		{name: "header", c: &config.Credential{Type: "header", Header: "X-Api-Key", Prefix: "Key ", Secret: ref}, injected: fixed(key)},
-		{name: "basic", c: &config.Credential{Type: "basic", Username: "acct_1", Secret: ref}, injected: fixed(key, basicEncoding("acct_1", key))},
-		{name: "query", c: &config.Credential{Type: "query", Param: "key", Secret: ref}, injected: fixed(key)},
+		{name: "bearer", c: &Spec{Type: "bearer", Secret: ref}, injected: fixed(key)},
+		{name: "header", c: &Spec{Type: "header", Header: "X-Api-Key", Prefix: "Key ", Secret: ref}, injected: fixed(key)},
+		{name: "basic", c: &Spec{Type: "basic", Username: "acct_1", Secret: ref}, injected: fixed(key, basicEncoding("acct_1", key))},
+		{name: "query", c: &Spec{Type: "query", Param: "key", Secret: ref}, injected: fixed(key)},
 		{name: "oauth2-client-credentials", c: oauthCred(idp.srv.URL), injected: fixed(token)},
-		{name: "jwt-bearer", c: &config.Credential{Type: "jwt_bearer", PrivateKey: keyRef, Algorithm: "ES256", Issuer: "portcullis", Audience: "vendor"},
+		{name: "jwt-bearer", c: &Spec{Type: "jwt_bearer", PrivateKey: keyRef, Algorithm: "ES256", Issuer: "portcullis", Audience: "vendor"},
 			injected: func(seen string) []string {
 				auth, _, _ := strings.Cut(seen, "|")
 				return []string{strings.TrimPrefix(auth, "Bearer ")}
@@ -178,7 +178,7 @@ func TestTransportMasksCompressedBodies(t *testing.T) {
 		_ = zw.Close()
 	}))
 	t.Cleanup(vendor.Close)
-	in, _ := newTestInjector(t, &config.Credential{Type: "bearer", Secret: config.MustRef("env:PCS_TEST_GZIP_KEY")}, nil)
+	in, _ := newTestInjector(t, &Spec{Type: "bearer", Secret: conf.MustRef("env:PCS_TEST_GZIP_KEY")}, nil)
 	tr := &Transport{Base: testBase(), Injector: in, Integration: "gz"}
 	for _, tc := range []struct{ path, callerAE string }{{"/gzip", ""}, {"/gzip", "gzip"}, {"/x-gzip", "identity"}} {
 		req, _ := http.NewRequest(http.MethodGet, vendor.URL+tc.path, nil)
@@ -215,7 +215,7 @@ func TestTransportMasksInformationalResponses(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	t.Cleanup(vendor.Close)
-	in, _ := newTestInjector(t, &config.Credential{Type: "bearer", Secret: config.MustRef("env:PCS_TEST_1XX_KEY")}, nil)
+	in, _ := newTestInjector(t, &Spec{Type: "bearer", Secret: conf.MustRef("env:PCS_TEST_1XX_KEY")}, nil)
 	tr := &Transport{Base: testBase(), Injector: in, Integration: "hints"}
 	var links []string
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{ // as ReverseProxy does
@@ -429,7 +429,7 @@ func BenchmarkTransportScrubSmallResponse(b *testing.B) {
 	o, _ := testOptions(nil)
 	rs := NewResolver(o)
 	defer rs.Close()
-	in, err := NewInjector("bench", &config.Credential{Type: "bearer", Secret: config.MustRef("env:PCS_BENCH_KEY"), TTL: config.Dur(time.Hour)}, rs, o)
+	in, err := NewInjector("bench", &Spec{Type: "bearer", Secret: conf.MustRef("env:PCS_BENCH_KEY"), TTL: conf.Dur(time.Hour)}, rs, o)
 	if err != nil {
 		b.Fatal(err)
 	}

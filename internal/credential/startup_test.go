@@ -7,33 +7,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
 // Bad input at start-up (the gateway calls Refresh on every injector): the
 // error names the integration and the reference, never the value.
 func TestStartupErrorsNameIntegrationAndReference(t *testing.T) {
-	fixed := func(ref config.SecretRef, addr string) func(*testing.T) (config.SecretRef, VaultOptions) {
-		return func(*testing.T) (config.SecretRef, VaultOptions) {
+	fixed := func(ref conf.SecretRef, addr string) func(*testing.T) (conf.SecretRef, VaultOptions) {
+		return func(*testing.T) (conf.SecretRef, VaultOptions) {
 			return ref, VaultOptions{Addr: addr, Token: secret.New("unused-token-abcdef")}
 		}
 	}
 	tests := []struct {
 		name    string
-		prepare func(*testing.T) (config.SecretRef, VaultOptions)
+		prepare func(*testing.T) (conf.SecretRef, VaultOptions)
 		want    error
 		text    string
 	}{
-		{name: "unknown-provider", prepare: fixed(config.SecretRef{Scheme: "aws", Target: "sm/payments"}, ""), want: ErrBadReference, text: "unknown provider"},
-		{name: "malformed-vault-reference", prepare: fixed(config.SecretRef{Scheme: "vault", Target: "secret/payments#api_key"}, ""), want: ErrBadReference, text: "MOUNT/data/PATH#KEY"},
-		{name: "missing-key", prepare: func(t *testing.T) (config.SecretRef, VaultOptions) {
+		{name: "unknown-provider", prepare: fixed(conf.SecretRef{Scheme: "aws", Target: "sm/payments"}, ""), want: ErrBadReference, text: "unknown provider"},
+		{name: "malformed-vault-reference", prepare: fixed(conf.SecretRef{Scheme: "vault", Target: "secret/payments#api_key"}, ""), want: ErrBadReference, text: "MOUNT/data/PATH#KEY"},
+		{name: "missing-key", prepare: func(t *testing.T) (conf.SecretRef, VaultOptions) {
 			kv := vaultServer(t)
 			kv.put(t, "payments", map[string]any{"api_key": canary}, "api_key")
 			return kv.ref("payments", "apikey"), VaultOptions{Addr: kv.addr, Token: secret.New(kv.token)}
 		}, want: ErrNotFound, text: `key "apikey"`},
-		{name: "unreachable-vault", prepare: fixed(config.MustRef("vault:secret/data/payments#api_key"), "http://"+closedAddr(t)), want: ErrUnavailable, text: "unreachable"},
-		{name: "unset-variable", prepare: fixed(config.MustRef("env:PCS_NOT_SET_ANYWHERE"), ""), want: ErrNotFound, text: "not set"},
+		{name: "unreachable-vault", prepare: fixed(conf.MustRef("vault:secret/data/payments#api_key"), "http://"+closedAddr(t)), want: ErrUnavailable, text: "unreachable"},
+		{name: "unset-variable", prepare: fixed(conf.MustRef("env:PCS_NOT_SET_ANYWHERE"), ""), want: ErrNotFound, text: "not set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +42,7 @@ func TestStartupErrorsNameIntegrationAndReference(t *testing.T) {
 			o.Vault = vo
 			r := NewResolver(o)
 			defer r.Close()
-			in, err := NewInjector("payments", &config.Credential{Type: "bearer", Secret: ref, TTL: config.Dur(time.Minute)}, r, o)
+			in, err := NewInjector("payments", &Spec{Type: "bearer", Secret: ref, TTL: conf.Dur(time.Minute)}, r, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,17 +66,17 @@ func TestStartupErrorsNameIntegrationAndReference(t *testing.T) {
 func TestNewInjectorRejectsBadConfig(t *testing.T) {
 	tests := []struct {
 		name string
-		c    *config.Credential
+		c    *Spec
 		text string
 	}{
 		{name: "no-block", c: nil, text: "no credential block"},
-		{name: "unknown-type", c: &config.Credential{Type: "hmac"}, text: `unknown credential type "hmac"`},
-		{name: "basic-without-username", c: &config.Credential{Type: "basic", Secret: config.MustRef("env:X")}, text: "username"},
-		{name: "query-without-param", c: &config.Credential{Type: "query", Secret: config.MustRef("env:X")}, text: "param"},
-		{name: "bad-header-name", c: &config.Credential{Type: "header", Header: "X Bad", Secret: config.MustRef("env:X")}, text: "header"},
-		{name: "oauth-bad-token-url", c: &config.Credential{Type: "oauth2_client_credentials", TokenURL: "ftp://x", ClientID: "c", ClientSecret: config.MustRef("env:X")}, text: "token_url"},
-		{name: "oauth-no-secret", c: &config.Credential{Type: "oauth2_client_credentials", TokenURL: "https://idp/token", ClientID: "c"}, text: "client_secret"},
-		{name: "jwt-bad-algorithm", c: &config.Credential{Type: "jwt_bearer", PrivateKey: config.MustRef("env:X"), Algorithm: "HS256"}, text: "algorithm"},
+		{name: "unknown-type", c: &Spec{Type: "hmac"}, text: `unknown credential type "hmac"`},
+		{name: "basic-without-username", c: &Spec{Type: "basic", Secret: conf.MustRef("env:X")}, text: "username"},
+		{name: "query-without-param", c: &Spec{Type: "query", Secret: conf.MustRef("env:X")}, text: "param"},
+		{name: "bad-header-name", c: &Spec{Type: "header", Header: "X Bad", Secret: conf.MustRef("env:X")}, text: "header"},
+		{name: "oauth-bad-token-url", c: &Spec{Type: "oauth2_client_credentials", TokenURL: "ftp://x", ClientID: "c", ClientSecret: conf.MustRef("env:X")}, text: "token_url"},
+		{name: "oauth-no-secret", c: &Spec{Type: "oauth2_client_credentials", TokenURL: "https://idp/token", ClientID: "c"}, text: "client_secret"},
+		{name: "jwt-bad-algorithm", c: &Spec{Type: "jwt_bearer", PrivateKey: conf.MustRef("env:X"), Algorithm: "HS256"}, text: "algorithm"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

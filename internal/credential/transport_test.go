@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
 // fakeVendor accepts requests whose Authorization is Bearer of one of the
@@ -82,7 +82,7 @@ func staticSetup(t *testing.T, fp *fakeProvider) (*staticInjector, *Resolver, *s
 func staticSetupClock(t *testing.T, fp *fakeProvider, clock *fakeClock) (*staticInjector, *Resolver, *syncBuffer) {
 	t.Helper()
 	r, logs := newFakeResolver(t, clock, fp)
-	c := &config.Credential{Type: "bearer", Secret: config.MustRef("env:VENDOR_KEY"), TTL: config.Dur(time.Hour), MaxStale: config.Dur(time.Hour)}
+	c := &Spec{Type: "bearer", Secret: conf.MustRef("env:VENDOR_KEY"), TTL: conf.Dur(time.Hour), MaxStale: conf.Dur(time.Hour)}
 	o := r.o
 	in, err := NewInjector("payments", c, r, o)
 	if err != nil {
@@ -417,7 +417,7 @@ func TestQueryCredential(t *testing.T) {
 	var got string
 	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.URL.RawQuery }))
 	defer vendor.Close()
-	c := &config.Credential{Type: "query", Param: "api_key", Secret: config.MustRef("env:PCS_TEST_QUERY_KEY")}
+	c := &Spec{Type: "query", Param: "api_key", Secret: conf.MustRef("env:PCS_TEST_QUERY_KEY")}
 	in, _ := newTestInjector(t, c, nil)
 	tr := &Transport{Base: testBase(), Injector: in, Integration: "maps"}
 	req, _ := http.NewRequest(http.MethodGet, vendor.URL+"/geo?q=a%20b&api_key=caller-supplied&z=1", nil)

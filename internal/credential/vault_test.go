@@ -16,7 +16,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -73,7 +73,7 @@ func TestVaultKV(t *testing.T) {
 
 	t.Run("missing-path", func(t *testing.T) {
 		r, _ := k.resolver(t, nil, nil)
-		ref := config.MustRef("vault:" + k.mount + "/data/" + k.prefix + "/nothing-here#k")
+		ref := conf.MustRef("vault:" + k.mount + "/data/" + k.prefix + "/nothing-here#k")
 		if _, err := r.Resolve(ctx, ref, time.Minute, 0); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
@@ -139,7 +139,7 @@ func TestVaultKV(t *testing.T) {
 
 	t.Run("unreachable-at-start-up", func(t *testing.T) {
 		r, _ := k.resolver(t, nil, func(v *VaultOptions) { v.Addr = "http://" + closedAddr(t) })
-		ref := config.MustRef("vault:" + k.mount + "/data/" + k.prefix + "/x#api_key")
+		ref := conf.MustRef("vault:" + k.mount + "/data/" + k.prefix + "/x#api_key")
 		_, err := r.Resolve(ctx, ref, time.Minute, 0)
 		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "unreachable") {
 			t.Fatalf("err = %v, want an unreachable ErrUnavailable", err)
@@ -199,7 +199,7 @@ func TestVaultKVFaults(t *testing.T) {
 		// On a KV version 1 mount, MOUNT/data/PATH is a plain key.
 		k.write(t, mount+"/data/payments", map[string]any{"api_key": canary})
 		r, logs := k.resolver(t, nil, nil)
-		_, err := r.Resolve(ctx, config.MustRef("vault:"+mount+"/data/payments#api_key"), time.Minute, 0)
+		_, err := r.Resolve(ctx, conf.MustRef("vault:"+mount+"/data/payments#api_key"), time.Minute, 0)
 		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "KV version 1") {
 			t.Fatalf("err = %v, want ErrMalformed naming KV version 1", err)
 		}
@@ -293,7 +293,7 @@ func TestVaultAppRole(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = k.admin.KVv2(k.mount).DeleteMetadata(context.Background(), full) })
-		_, err := r.Resolve(ctx, config.MustRef("vault:"+k.mount+"/data/"+full+"#api_key"), time.Minute, 0)
+		_, err := r.Resolve(ctx, conf.MustRef("vault:"+k.mount+"/data/"+full+"#api_key"), time.Minute, 0)
 		if !errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), "403") {
 			t.Fatalf("err = %v, want ErrPermissionDenied (403) outside the policy", err)
 		}

@@ -28,7 +28,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -71,7 +71,7 @@ func randomName(prefix string) string { return fmt.Sprintf("%s-%08x", prefix, ra
 
 // put writes data at path (relative to the test's prefix) as a new KV
 // version and returns the vault: reference for key.
-func (v vaultSrv) put(t *testing.T, path string, data map[string]any, key string) config.SecretRef {
+func (v vaultSrv) put(t *testing.T, path string, data map[string]any, key string) conf.SecretRef {
 	t.Helper()
 	full := v.prefix + "/" + path
 	if _, err := v.admin.KVv2(v.mount).Put(context.Background(), full, data); err != nil {
@@ -81,8 +81,8 @@ func (v vaultSrv) put(t *testing.T, path string, data map[string]any, key string
 	return v.ref(path, key)
 }
 
-func (v vaultSrv) ref(path, key string) config.SecretRef {
-	return config.MustRef("vault:" + v.mount + "/data/" + v.prefix + "/" + path + "#" + key)
+func (v vaultSrv) ref(path, key string) conf.SecretRef {
+	return conf.MustRef("vault:" + v.mount + "/data/" + v.prefix + "/" + path + "#" + key)
 }
 
 // write is a root-token write to any API path; it fails the test on error.

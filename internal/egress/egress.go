@@ -26,12 +26,6 @@ import (
 	"time"
 )
 
-// Default timeouts used when Config leaves them zero.
-const (
-	DefaultConnectTimeout      = 5 * time.Second
-	DefaultTLSHandshakeTimeout = 10 * time.Second
-)
-
 // ErrDenied is matched (errors.Is) by every refusal of this package's policy.
 var ErrDenied = errors.New("egress denied")
 
@@ -113,6 +107,12 @@ type Config struct {
 	// TLSHandshakeTimeout bounds the TLS handshake in Transport
 	// (DefaultTLSHandshakeTimeout if zero).
 	TLSHandshakeTimeout time.Duration
+	// ResponseHeaderTimeout bounds Transport's wait for response headers
+	// (zero: no limit but the request's own context).
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout closes Transport's idle pooled connections
+	// (DefaultIdleConnTimeout if zero).
+	IdleConnTimeout time.Duration
 
 	// Resolver resolves host names at dial time; nil means net.DefaultResolver.
 	// Tests point it at a fake DNS server. The resolver's own DNS traffic is
@@ -131,6 +131,8 @@ type Policy struct {
 	caDigest            string         // sha256 of the CA file's bytes; "" without one
 	connectTimeout      time.Duration
 	tlsHandshakeTimeout time.Duration
+	headerTimeout       time.Duration
+	idleConnTimeout     time.Duration
 	resolver            *net.Resolver
 }
 
@@ -142,6 +144,8 @@ func NewPolicy(c Config) (*Policy, error) {
 		allowPrivate:        c.AllowPrivate,
 		connectTimeout:      c.ConnectTimeout,
 		tlsHandshakeTimeout: c.TLSHandshakeTimeout,
+		headerTimeout:       c.ResponseHeaderTimeout,
+		idleConnTimeout:     c.IdleConnTimeout,
 		resolver:            c.Resolver,
 	}
 	var errs []error
@@ -201,6 +205,15 @@ func NewPolicy(c Config) (*Policy, error) {
 		bad("tls handshake timeout %s: must not be negative", c.TLSHandshakeTimeout)
 	case c.TLSHandshakeTimeout == 0:
 		p.tlsHandshakeTimeout = DefaultTLSHandshakeTimeout
+	}
+	if c.ResponseHeaderTimeout < 0 {
+		bad("response header timeout %s: must not be negative", c.ResponseHeaderTimeout)
+	}
+	switch {
+	case c.IdleConnTimeout < 0:
+		bad("idle connection timeout %s: must not be negative", c.IdleConnTimeout)
+	case c.IdleConnTimeout == 0:
+		p.idleConnTimeout = DefaultIdleConnTimeout
 	}
 
 	if len(errs) > 0 {

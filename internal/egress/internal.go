@@ -56,7 +56,7 @@ func CLITransport() *http.Transport {
 		TLSHandshakeTimeout:   DefaultTLSHandshakeTimeout,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          16,
-		IdleConnTimeout:       idleConnTimeout,
+		IdleConnTimeout:       DefaultIdleConnTimeout,
 		ExpectContinueTimeout: expectContinueTimeout,
 	}
 }

@@ -20,7 +20,6 @@ import (
 const (
 	maxIdleConns          = 1024
 	maxIdleConnsPerHost   = 256
-	idleConnTimeout       = 90 * time.Second
 	expectContinueTimeout = 1 * time.Second
 )
 
@@ -42,22 +41,24 @@ func (p *Policy) TLSConfig() *tls.Config {
 }
 
 // Transport returns a new http.Transport that dials through DialContext and
-// uses TLSConfig. It ignores proxy environment variables (Proxy is nil),
-// attempts HTTP/2, and has pool sizes fit for a gateway. It is built from
-// scratch rather than cloned from http.DefaultTransport, whose settings any
-// code in the process can change. Callers should build one per Policy and
-// reuse it; response-header and whole-call timeouts belong to the caller
-// (ResponseHeaderTimeout, request contexts).
+// uses TLSConfig, with the Config's handshake, response-header and
+// idle-connection timeouts. It ignores proxy environment variables (Proxy
+// is nil), attempts HTTP/2, and has pool sizes fit for a gateway. It is
+// built from scratch rather than cloned from http.DefaultTransport, whose
+// settings any code in the process can change. Callers should build one per
+// Policy and reuse it; the whole-call timeout belongs to the caller (request
+// contexts).
 func (p *Policy) Transport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           p.DialContext,
 		TLSClientConfig:       p.TLSConfig(),
 		TLSHandshakeTimeout:   p.tlsHandshakeTimeout,
+		ResponseHeaderTimeout: p.headerTimeout,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          maxIdleConns,
 		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
-		IdleConnTimeout:       idleConnTimeout,
+		IdleConnTimeout:       p.idleConnTimeout,
 		ExpectContinueTimeout: expectContinueTimeout,
 	}
 }

@@ -72,7 +72,7 @@ func (p *Proxy) admit(r *http.Request, ev *event, t target) (admission, error) {
 			pe.RetryAfter = int(math.Ceil(retry.Seconds()))
 			return admission{}, pe
 		}
-		return admission{}, problem.Wrap(problem.Overloaded, fmt.Sprintf("caller %s holds the maximum of %d tunnels to integration %s", caller, dec.in.maxTunnels, dec.Integration), err)
+		return admission{}, problem.Wrap(problem.Overloaded, fmt.Sprintf("caller %s holds the maximum of %d tunnels to integration %s", caller, dec.in.spec.MaxTunnels, dec.Integration), err)
 	}
 	if dec.Verdict == VerdictReport {
 		p.metrics.WouldDeny.WithLabelValues(dec.Integration, caller).Inc()

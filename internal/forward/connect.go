@@ -68,7 +68,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) 
 		return problem.Wrap(problem.Internal, "could not take over the connection", err)
 	}
 	ev.status = http.StatusOK
-	tn := &tunnel{client: conn, up: up, idle: in.idleTimeout, end: time.Now().Add(in.maxLifetime), bufs: p.bufs}
+	tn := &tunnel{client: conn, up: up, idle: in.spec.IdleTimeout.D, end: time.Now().Add(in.spec.MaxLifetime.D), bufs: p.bufs}
 	// The server's header-read deadline may still be set on the socket.
 	_ = conn.SetDeadline(time.Time{})
 	if _, err := io.WriteString(conn, connectEstablish); err != nil {

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/egress"
 )
 
@@ -33,13 +32,6 @@ const (
 	VerdictReport = "report" // not on it, let through by a report-mode integration
 	VerdictOpen   = "open"   // not on it, let through by an open-mode integration
 	VerdictDeny   = "deny"
-)
-
-// Defaults for `proxy:` limits left unset (zero).
-const (
-	DefaultMaxTunnels  = 100
-	DefaultIdleTimeout = 5 * time.Minute
-	DefaultMaxLifetime = time.Hour
 )
 
 // Args are the inputs of one decision. A struct keeps Decide's signature
@@ -84,11 +76,9 @@ type integ struct {
 	// transport forwards absolute-form plain-HTTP requests to allow-listed
 	// targets (keep-alive pool shared per integration).
 	transport *http.Transport
-
-	maxTunnels  int
-	perSecond   float64
-	idleTimeout time.Duration
-	maxLifetime time.Duration
+	// spec is the provisioned proxy block: limits and timeouts are read
+	// from it directly, so a new setting needs no copy here.
+	spec ProxySpec
 }
 
 // decider holds the proxy-enabled integrations in name order.
@@ -100,10 +90,10 @@ type decider struct {
 // `proxy:` block. Integrations without one never take part: a tunnel
 // bypasses credential injection, route policy and response validation, so
 // reaching an integration's hosts that way is opt-in.
-func compileIntegrations(cfg *config.Config, resolver *net.Resolver, dial dialWrapper) (*decider, error) {
-	names := make([]string, 0, len(cfg.Integrations))
-	for n, in := range cfg.Integrations {
-		if in != nil && in.Proxy != nil {
+func compileIntegrations(integrations map[string]Integration, resolver *net.Resolver, dial dialWrapper) (*decider, error) {
+	names := make([]string, 0, len(integrations))
+	for n, in := range integrations {
+		if in.Proxy != nil {
 			names = append(names, n)
 		}
 	}
@@ -111,52 +101,32 @@ func compileIntegrations(cfg *config.Config, resolver *net.Resolver, dial dialWr
 	d := &decider{}
 	var errs []error
 	for _, name := range names {
-		c := cfg.Integrations[name]
-		rules := egress.Config{
-			AllowPrivate:   c.Egress.AllowPrivate,
-			AllowCIDRs:     c.Egress.AllowCIDRs,
-			ConnectTimeout: c.Timeouts.Connect.D,
-			Resolver:       resolver,
-		}
-		full := rules
-		full.Allow = c.Egress.Allow
+		c := integrations[name]
+		px := *c.Proxy
+		px.Provision()
+		c.Timeouts.Provision()
+		// Tunnels carry the client's own TLS end to end, so only the
+		// dialing half of the egress settings applies.
+		full := c.Egress.Config(c.Timeouts, resolver).DialOnly()
 		pol, err := egress.NewPolicy(full)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("integrations.%s.egress: %w", name, err))
 			continue
 		}
+		rules := full
+		rules.Allow = nil
 		in := &integ{
-			name:        name,
-			mode:        Mode(c.Proxy.Mode),
-			callers:     map[string]bool{},
-			policy:      pol,
-			addrRules:   rules,
-			maxTunnels:  c.Proxy.MaxTunnels,
-			perSecond:   c.Proxy.NewPerSecond.PerSecond,
-			idleTimeout: c.Proxy.IdleTimeout.D,
-			maxLifetime: c.Proxy.MaxLifetime.D,
+			name:      name,
+			mode:      Mode(px.Mode),
+			callers:   map[string]bool{},
+			policy:    pol,
+			addrRules: rules,
+			spec:      px,
 		}
-		if in.mode == "" {
-			in.mode = ModeEnforce
+		for _, cl := range c.RouteCallers {
+			in.callers[cl] = true
 		}
-		if in.maxTunnels == 0 {
-			in.maxTunnels = DefaultMaxTunnels
-		}
-		if in.idleTimeout == 0 {
-			in.idleTimeout = DefaultIdleTimeout
-		}
-		if in.maxLifetime == 0 {
-			in.maxLifetime = DefaultMaxLifetime
-		}
-		for _, r := range c.Routes {
-			if r == nil {
-				continue
-			}
-			for _, cl := range r.Callers {
-				in.callers[cl] = true
-			}
-		}
-		for _, cl := range c.Proxy.ConnectCallers {
+		for _, cl := range px.ConnectCallers {
 			in.callers[cl] = true
 		}
 		in.transport = plainTransport(dial(pol.DialContext))
@@ -233,7 +203,7 @@ func plainTransport(dial func(ctx context.Context, network, addr string) (net.Co
 		DialContext:           dial,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       egress.DefaultIdleConnTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -112,14 +112,14 @@ integrations:
 }
 
 func TestNewRejectsBadEgressAndNilAuth(t *testing.T) {
-	cfg := &config.Config{Integrations: map[string]*config.Integration{
-		"x": {Egress: config.Egress{Allow: []string{"*.com:443"}}, Proxy: &config.Proxy{Mode: "enforce"}},
-	}}
+	ins := map[string]Integration{
+		"x": {Egress: egress.Spec{Allow: []string{"*.com:443"}}, Proxy: &ProxySpec{Mode: "enforce"}},
+	}
 	auth, _ := identity.New(nil)
-	if _, err := New(cfg, auth, Options{}); err == nil {
+	if _, err := New(ins, auth, Options{}); err == nil {
 		t.Error("New accepted a wildcard over a public suffix")
 	}
-	if _, err := New(&config.Config{}, nil, Options{}); err == nil {
+	if _, err := New(nil, nil, Options{}); err == nil {
 		t.Error("New accepted a nil authenticator")
 	}
 }

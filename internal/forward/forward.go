@@ -26,7 +26,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -75,9 +74,10 @@ type Proxy struct {
 	tunnels map[*tunnel]struct{}
 }
 
-// New compiles the `proxy:` blocks of cfg. auth authenticates callers
-// (identity.New(cfg.Callers)). It opens no connection.
-func New(cfg *config.Config, auth *identity.Authenticator, o Options) (*Proxy, error) {
+// New compiles the `proxy:` blocks of integrations (by name). auth
+// authenticates callers (identity.New of the callers section). It opens
+// no connection.
+func New(integrations map[string]Integration, auth *identity.Authenticator, o Options) (*Proxy, error) {
 	if auth == nil {
 		return nil, errors.New("forward: nil authenticator")
 	}
@@ -108,7 +108,7 @@ func New(cfg *config.Config, auth *identity.Authenticator, o Options) (*Proxy, e
 		bufs:     newBufferPool(),
 		ids:      newRequestIDs(),
 	}
-	d, err := compileIntegrations(cfg, o.Resolver, p.guardDial)
+	d, err := compileIntegrations(integrations, o.Resolver, p.guardDial)
 	if err != nil {
 		return nil, err
 	}

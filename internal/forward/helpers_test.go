@@ -24,12 +24,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/testpki"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/net/http/httpproxy"
 )
@@ -266,11 +268,11 @@ func newFixture(t *testing.T, pki *testPKI, resolver *net.Resolver, tmpl string,
 		pairs = append(pairs, k, v)
 	}
 	text := strings.NewReplacer(pairs...).Replace(tmpl)
-	cfg, _, err := config.Parse("test.yaml", []byte(text))
+	callers, ins, err := parseTestConfig(text)
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, text)
 	}
-	auth, err := identity.New(cfg.Callers)
+	auth, err := identity.New(callers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +280,7 @@ func newFixture(t *testing.T, pki *testPKI, resolver *net.Resolver, tmpl string,
 	f.metrics = NewMetrics(f.reg)
 	f.srv = httptest.NewUnstartedServer(nil)
 	f.addr = f.srv.Listener.Addr().String()
-	f.proxy, err = New(cfg, auth, Options{
+	f.proxy, err = New(ins, auth, Options{
 		Logger:    observe.NewLogger(f.logs, "debug", "json", nil),
 		Metrics:   f.metrics,
 		Resolver:  resolver,
@@ -432,4 +434,45 @@ func metricValue(m prometheus.Metric) float64 {
 		return d.Gauge.GetValue()
 	}
 	return -1
+}
+
+// parseTestConfig reads the parts of a config file the forward proxy
+// takes: the callers and, of each integration, its proxy, egress and
+// timeouts blocks and its routes' callers. (The config package imports
+// this one for ProxySpec, so its tests cannot use config.Parse.) Every
+// Spec is provisioned and validated as config.Load does; other keys are
+// ignored.
+func parseTestConfig(text string) (map[string]*identity.Caller, map[string]Integration, error) {
+	var file struct {
+		Callers      map[string]*identity.Caller `yaml:"callers"`
+		Integrations map[string]struct {
+			Proxy    *ProxySpec      `yaml:"proxy"`
+			Egress   egress.Spec     `yaml:"egress"`
+			Timeouts egress.Timeouts `yaml:"timeouts"`
+			Routes   []struct {
+				Callers []string `yaml:"callers"`
+			} `yaml:"routes"`
+		} `yaml:"integrations"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &file); err != nil {
+		return nil, nil, err
+	}
+	ins := map[string]Integration{}
+	for name, in := range file.Integrations {
+		r := conf.NewReport("integrations." + name)
+		in.Proxy.Provision()
+		in.Proxy.Validate(r.At("proxy"))
+		in.Egress.Provision()
+		in.Egress.Validate(r.At("egress"))
+		in.Timeouts.Provision()
+		if err := r.Err(); err != nil {
+			return nil, nil, err
+		}
+		fi := Integration{Proxy: in.Proxy, Egress: in.Egress, Timeouts: in.Timeouts}
+		for _, rt := range in.Routes {
+			fi.RouteCallers = append(fi.RouteCallers, rt.Callers...)
+		}
+		ins[name] = fi
+	}
+	return file.Callers, ins, nil
 }

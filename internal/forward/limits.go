@@ -49,14 +49,14 @@ func (l *limiter) acquire(caller string, in *integ) (retryAfter time.Duration, e
 	s := l.slots[k]
 	if s == nil {
 		s = &slot{}
-		if in.perSecond > 0 {
+		if in.spec.NewPerSecond.PerSecond > 0 {
 			// Burst of one second's worth, so a client may open its
 			// allowance at once (an SDK warming a pool) but not more.
-			s.rate = rate.NewLimiter(rate.Limit(in.perSecond), int(math.Max(1, math.Ceil(in.perSecond))))
+			s.rate = rate.NewLimiter(rate.Limit(in.spec.NewPerSecond.PerSecond), int(math.Max(1, math.Ceil(in.spec.NewPerSecond.PerSecond))))
 		}
 		l.slots[k] = s
 	}
-	if s.active >= in.maxTunnels {
+	if s.active >= in.spec.MaxTunnels {
 		return 0, ErrTooManyTunnels
 	}
 	if s.rate != nil {

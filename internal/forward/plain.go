@@ -63,7 +63,7 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request, ev *event) er
 		defer tr.CloseIdleConnections()
 		rt = tr
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), in.maxLifetime)
+	ctx, cancel := context.WithTimeout(r.Context(), in.spec.MaxLifetime.D)
 	defer cancel()
 	ctx = context.WithValue(ctx, plainKey{}, &plainState{target: t, transport: rt, ev: ev})
 

@@ -112,16 +112,7 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 	if in.routes, err = policy.Compile(routes); err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
-	eg, err := egress.NewPolicy(egress.Config{
-		Allow:               c.Egress.Allow,
-		AllowPrivate:        c.Egress.AllowPrivate,
-		AllowCIDRs:          c.Egress.AllowCIDRs,
-		PinSPKI:             c.Egress.PinSPKI,
-		CAFile:              c.Egress.CAFile,
-		ConnectTimeout:      c.Timeouts.Connect.D,
-		TLSHandshakeTimeout: c.Timeouts.TLS.D,
-		Resolver:            o.Resolver,
-	})
+	eg, err := c.Egress.Policy(c.Timeouts, o.Resolver)
 	if err != nil {
 		return nil, fmt.Errorf("egress: %w", err)
 	}

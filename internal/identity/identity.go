@@ -15,8 +15,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-
-	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
 // TokenPrefix starts every caller token, so secret scanners can find leaked ones.
@@ -41,8 +39,23 @@ type Authenticator struct {
 	subjects map[string]string
 }
 
+// Caller is one calling service (`callers.NAME`). Its schema lives here,
+// with the package that authenticates it, so that packages below config
+// (the forward proxy) can take callers without importing config; config
+// checks the callers section (names, token shape, shared hashes).
+type Caller struct {
+	// Tokens are "sha256:<hex>" hashes of the caller's bearer tokens, printed by
+	// `portcullis token new`. Several allow rotation.
+	Tokens []string `yaml:"tokens"`
+	// MTLSSubjects are certificate subjects ("CN=billing,O=corp") or SPIFFE
+	// URI SANs ("spiffe://corp.example/billing") accepted under mTLS.
+	MTLSSubjects []string `yaml:"mtls_subjects"`
+	// Description is free text for audits.
+	Description string `yaml:"description"`
+}
+
 // New compiles the callers section.
-func New(callers map[string]*config.Caller) (*Authenticator, error) {
+func New(callers map[string]*Caller) (*Authenticator, error) {
 	a := &Authenticator{subjects: map[string]string{}}
 	names := make([]string, 0, len(callers))
 	for n := range callers {

@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
 func newAuth(t *testing.T) (*Authenticator, string, string) {
@@ -20,7 +18,7 @@ func newAuth(t *testing.T) (*Authenticator, string, string) {
 		t.Fatal(err)
 	}
 	ts, hs, _ := NewToken()
-	a, err := New(map[string]*config.Caller{
+	a, err := New(map[string]*Caller{
 		"billing": {Tokens: []string{hb}, MTLSSubjects: []string{"spiffe://corp.example/billing"}},
 		"support": {Tokens: []string{hs}, MTLSSubjects: []string{"CN=support,O=Corp"}},
 	})
@@ -135,19 +133,19 @@ func TestProxy(t *testing.T) {
 }
 
 func TestNewRejectsBadHash(t *testing.T) {
-	_, err := New(map[string]*config.Caller{"x": {Tokens: []string{"pcs_rawtoken"}}})
+	_, err := New(map[string]*Caller{"x": {Tokens: []string{"pcs_rawtoken"}}})
 	if err == nil || strings.Contains(err.Error(), "pcs_rawtoken") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 func BenchmarkToken(b *testing.B) {
-	callers := map[string]*config.Caller{}
+	callers := map[string]*Caller{}
 	var tok string
 	for i := 0; i < 20; i++ {
 		t, h, _ := NewToken()
 		tok = t
-		callers[string(rune('a'+i))] = &config.Caller{Tokens: []string{h}}
+		callers[string(rune('a'+i))] = &Caller{Tokens: []string{h}}
 	}
 	a, _ := New(callers)
 	b.ReportAllocs()
@@ -161,7 +159,7 @@ func BenchmarkToken(b *testing.B) {
 func FuzzCredentials(f *testing.F) {
 	a, tb, _ := func() (*Authenticator, string, string) {
 		tb, hb, _ := NewToken()
-		a, _ := New(map[string]*config.Caller{"billing": {Tokens: []string{hb}}})
+		a, _ := New(map[string]*Caller{"billing": {Tokens: []string{hb}}})
 		return a, tb, ""
 	}()
 	for _, s := range []string{"Bearer " + tb, "Basic " + base64.StdEncoding.EncodeToString([]byte("billing:"+tb)), "Basic", "bearer  ", "Basic Og==", ""} {

@@ -160,9 +160,7 @@ func (c *checker) compile() {
 		if _, err := policy.Compile(routes); err != nil {
 			c.add(ConfigInvalid, p+".routes", "", "%v", err)
 		}
-		_, err := egress.NewPolicy(egress.Config{Allow: in.Egress.Allow, AllowPrivate: in.Egress.AllowPrivate,
-			AllowCIDRs: in.Egress.AllowCIDRs, PinSPKI: in.Egress.PinSPKI, CAFile: in.Egress.CAFile})
-		if err != nil {
+		if _, err := in.Egress.Policy(in.Timeouts, nil); err != nil {
 			c.add(ConfigInvalid, p+".egress", "", "%v", err)
 		}
 	}

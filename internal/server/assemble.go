@@ -305,7 +305,7 @@ func (a *assembly) newForward(cfg *config.Config) (*forward.Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return forward.New(cfg, auth, forward.Options{
+	return forward.New(cfg.ForwardIntegrations(), auth, forward.Options{
 		Logger:  a.log,
 		Metrics: a.fwdMetrics,
 		SelfAddrs: func() []string {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -32,7 +32,7 @@ func (s *secretList) String() string     { return strings.Join(*s, ",") }
 func (s *secretList) Set(v string) error { *s = append(*s, v); return nil }
 
 // schemeFlags registers the flags that describe a scheme, shared by sign and verify.
-func schemeFlags(fs *flag.FlagSet, w *config.Webhook, secrets *secretList) {
+func schemeFlags(fs *flag.FlagSet, w *Spec, secrets *secretList) {
 	fs.StringVar(&w.Scheme, "scheme", "", "signature scheme: standard, stripe, github, slack or hmac_sha256 (required)")
 	fs.Var(secrets, "secret", "secret reference env:NAME or file:PATH (required; repeat for rotation)")
 	fs.StringVar(&w.Header, "header", "", "hmac_sha256: header carrying the signature")
@@ -81,7 +81,7 @@ Flags:
 // SignCommand implements `portcullis webhook sign`.
 func SignCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("webhook sign", flag.ContinueOnError)
-	var w config.Webhook
+	var w Spec
 	var refs secretList
 	schemeFlags(fs, &w, &refs)
 	bodyFile := fs.String("body", "", "file holding the exact body bytes (required)")
@@ -172,13 +172,13 @@ Flags:
 // VerifyCommand implements `portcullis webhook verify`.
 func VerifyCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("webhook verify", flag.ContinueOnError)
-	var w config.Webhook
+	var w Spec
 	var refs secretList
 	schemeFlags(fs, &w, &refs)
 	reqFile := fs.String("request", "", "raw captured HTTP request (- for stdin)")
 	hdrFile := fs.String("headers", "", "file of \"Name: value\" header lines (- for stdin)")
 	bodyFile := fs.String("body", "", "file holding the exact body bytes (- for stdin)")
-	tol := fs.Duration("tolerance", config.DefaultTolerance, "accepted clock difference; 0 skips the timestamp check")
+	tol := fs.Duration("tolerance", DefaultTolerance, "accepted clock difference; 0 skips the timestamp check")
 	nowUnix := fs.Int64("now", 0, "check as of this Unix time instead of now")
 	if code, ok := parseFlags(fs, verifyUsage, args, stdout, stderr); !ok {
 		return code
@@ -247,7 +247,7 @@ func VerifyCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 }
 
 // cliScheme builds the verifier and reads the secrets locally.
-func cliScheme(w *config.Webhook, refs secretList) (Verifier, []secret.Value, error) {
+func cliScheme(w *Spec, refs secretList) (Verifier, []secret.Value, error) {
 	if w.Scheme == "" {
 		return nil, nil, errors.New("--scheme is required")
 	}
@@ -275,7 +275,7 @@ func cliScheme(w *config.Webhook, refs secretList) (Verifier, []secret.Value, er
 // resolveLocal reads env: and file: references. Its errors never quote the
 // text given, which might be a secret typed by mistake.
 func resolveLocal(ref string) (secret.Value, error) {
-	scheme, target, err := config.ParseSecretRef(ref)
+	scheme, target, err := conf.ParseSecretRef(ref)
 	if err != nil {
 		return secret.Value{}, err
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -96,7 +96,7 @@ type fixture struct {
 	logs     *logBuf
 	metrics  *Metrics
 	registry *prometheus.Registry
-	webhooks map[string]*config.Webhook
+	webhooks map[string]*Spec
 	opts     Options
 
 	mu      sync.Mutex
@@ -104,7 +104,7 @@ type fixture struct {
 	missing map[string]bool // secret refs that fail to resolve
 }
 
-func newFixture(t testing.TB, webhooks map[string]*config.Webhook) *fixture {
+func newFixture(t testing.TB, webhooks map[string]*Spec) *fixture {
 	t.Helper()
 	f := &fixture{t: t, clock: newClock(), logs: &logBuf{}, webhooks: webhooks, missing: map[string]bool{}}
 	f.store = store.NewMemory(f.clock.Now)
@@ -125,7 +125,7 @@ func newFixture(t testing.TB, webhooks map[string]*config.Webhook) *fixture {
 	return f
 }
 
-func (f *fixture) secretFunc(_ context.Context, ref config.SecretRef) (secret.Value, error) {
+func (f *fixture) secretFunc(_ context.Context, ref conf.SecretRef) (secret.Value, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, ok := testSecrets[ref.Ref()]
@@ -220,25 +220,25 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	return rec
 }
 
-func refs(rs ...string) []config.SecretRef {
-	out := make([]config.SecretRef, len(rs))
+func refs(rs ...string) []conf.SecretRef {
+	out := make([]conf.SecretRef, len(rs))
 	for i, r := range rs {
-		out[i] = config.MustRef(r)
+		out[i] = conf.MustRef(r)
 	}
 	return out
 }
 
 // testWebhooks is one webhook per scheme, all forwarding to forwardTo.
-func testWebhooks(forwardTo string) map[string]*config.Webhook {
-	base := func(path, scheme string, secrets ...string) *config.Webhook {
-		return &config.Webhook{
-			Path: path, Scheme: scheme, Secrets: refs(secrets...), Tolerance: config.Dur(5 * time.Minute),
-			ForwardTo: forwardTo, ForwardSecret: config.MustRef("env:INTERNAL"), MaxBodyBytes: config.Bytes(4096),
+func testWebhooks(forwardTo string) map[string]*Spec {
+	base := func(path, scheme string, secrets ...string) *Spec {
+		return &Spec{
+			Path: path, Scheme: scheme, Secrets: refs(secrets...), Tolerance: conf.Dur(5 * time.Minute),
+			ForwardTo: forwardTo, ForwardSecret: conf.MustRef("env:INTERNAL"), MaxBodyBytes: conf.Bytes(4096),
 		}
 	}
 	g := base("/hooks/hmac", "hmac_sha256", "env:HMAC")
 	g.Header, g.Encoding, g.Prefix = "X-Signature", "hex", "sha256="
-	return map[string]*config.Webhook{
+	return map[string]*Spec{
 		"payments": base("/hooks/payments", "standard", "env:STD_NEW", "env:STD_OLD"),
 		"stripe":   base("/hooks/stripe", "stripe", "env:STRIPE"),
 		"github":   base("/hooks/github", "github", "env:GITHUB"),

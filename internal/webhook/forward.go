@@ -10,14 +10,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -57,7 +56,7 @@ func passHeaders(scheme string, h http.Header) map[string]string {
 
 type target struct {
 	name, url, queue string
-	secret           config.SecretRef
+	secret           conf.SecretRef
 }
 
 // Forwarder delivers accepted webhooks from the durable queue to each
@@ -78,7 +77,7 @@ type Forwarder struct {
 }
 
 // NewForwarder builds the Forwarder for every webhook with a forward_to.
-func NewForwarder(webhooks map[string]*config.Webhook, o Options) (*Forwarder, error) {
+func NewForwarder(webhooks map[string]*Spec, o Options) (*Forwarder, error) {
 	if o.Store == nil || o.Secrets == nil {
 		return nil, errors.New("webhook: Options.Store and Options.Secrets are required")
 	}
@@ -90,13 +89,9 @@ func NewForwarder(webhooks map[string]*config.Webhook, o Options) (*Forwarder, e
 		if w == nil || w.ForwardTo == "" {
 			continue
 		}
-		u, err := url.Parse(w.ForwardTo)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("webhooks.%s.forward_to: must be an http or https URL", name))
-			continue
-		}
-		if w.ForwardSecret.Scheme == "" {
-			errs = append(errs, fmt.Errorf("webhooks.%s.forward_secret: required with forward_to", name))
+		r := conf.NewReport("webhooks." + name)
+		if w.Validate(r); r.HasErrors() {
+			errs = append(errs, r.Err())
 			continue
 		}
 		f.targets = append(f.targets, target{name: name, url: w.ForwardTo, queue: QueueName(name), secret: w.ForwardSecret})
@@ -336,7 +331,7 @@ func parseRetryAfter(v string) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-func sortedNames(m map[string]*config.Webhook) []string {
+func sortedNames(m map[string]*Spec) []string {
 	names := make([]string, 0, len(m))
 	for k := range m {
 		names = append(names, k)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -175,7 +174,7 @@ func FuzzNewGeneric(f *testing.F) {
 	f.Add("X-Signature", "base64", "", "X-Timestamp", "timestamp.body")
 	f.Add("", "b32", ", ", "X-T", "")
 	f.Fuzz(func(t *testing.T, header, enc, prefix, tsHeader, signed string) {
-		w := &config.Webhook{Scheme: "hmac_sha256", Header: header, Encoding: enc, Prefix: prefix, TimestampHeader: tsHeader, Signed: signed}
+		w := &Spec{Scheme: "hmac_sha256", Header: header, Encoding: enc, Prefix: prefix, TimestampHeader: tsHeader, Signed: signed}
 		g, err := newGeneric(w)
 		if err != nil {
 			return

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -28,7 +27,7 @@ type generic struct {
 	signedTS bool
 }
 
-func newGeneric(w *config.Webhook) (*generic, error) {
+func newGeneric(w *Spec) (*generic, error) {
 	g := &generic{header: http.CanonicalHeaderKey(w.Header), prefix: w.Prefix, tsHeader: w.TimestampHeader}
 	var errs []error
 	if w.Header == "" {

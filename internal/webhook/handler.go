@@ -14,7 +14,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
@@ -67,7 +67,7 @@ func rejected(status int, detail string, cause error) *problem.Error {
 // endpoint is one compiled webhook.
 type endpoint struct {
 	name      string
-	cfg       *config.Webhook
+	cfg       *Spec
 	verifier  Verifier
 	schema    *jsonschema.Schema
 	limiter   *sourceLimiter
@@ -88,7 +88,7 @@ type Handler struct {
 var _ http.Handler = (*Handler)(nil)
 
 // NewHandler compiles webhooks (by config name) into a Handler.
-func NewHandler(webhooks map[string]*config.Webhook, o Options) (*Handler, error) {
+func NewHandler(webhooks map[string]*Spec, o Options) (*Handler, error) {
 	if o.Store == nil || o.Secrets == nil {
 		return nil, errors.New("webhook: Options.Store and Options.Secrets are required")
 	}
@@ -113,18 +113,14 @@ func NewHandler(webhooks map[string]*config.Webhook, o Options) (*Handler, error
 	return h, nil
 }
 
-func compileEndpoint(name string, w *config.Webhook, o Options) (*endpoint, error) {
+func compileEndpoint(name string, w *Spec, o Options) (*endpoint, error) {
 	if w == nil {
 		return nil, fmt.Errorf("webhooks.%s: empty", name)
 	}
-	if !strings.HasPrefix(w.Path, "/") {
-		return nil, fmt.Errorf("webhooks.%s.path: must start with /", name)
-	}
-	if len(w.Secrets) == 0 {
-		return nil, fmt.Errorf("webhooks.%s.secrets: at least one is required", name)
-	}
-	if w.ForwardTo != "" && w.ForwardSecret.Scheme == "" {
-		return nil, fmt.Errorf("webhooks.%s.forward_secret: required with forward_to", name)
+	w = provisioned(w)
+	r := conf.NewReport("webhooks." + name)
+	if w.Validate(r); r.HasErrors() {
+		return nil, r.Err()
 	}
 	v, err := NewVerifier(w)
 	if err != nil {
@@ -137,12 +133,6 @@ func compileEndpoint(name string, w *config.Webhook, o Options) (*endpoint, erro
 		tolerance: w.Tolerance.D,
 		maxBody:   w.MaxBodyBytes.N,
 		forms:     w.Scheme == "github" || w.Scheme == "slack" || w.Scheme == "hmac_sha256",
-	}
-	if ep.tolerance <= 0 {
-		ep.tolerance = config.DefaultTolerance
-	}
-	if ep.maxBody <= 0 {
-		ep.maxBody = config.DefaultMaxRequest
 	}
 	if w.Schema != "" {
 		if ep.schema, err = compileSchema(w.Schema, o.BaseDir); err != nil {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -226,7 +226,7 @@ func TestReplayIDsSurviveHandlerRestart(t *testing.T) {
 
 func TestRateLimitPerSource(t *testing.T) {
 	wh := testWebhooks("")
-	wh["payments"].RateLimit = config.Rate{PerSecond: 1} // burst 2
+	wh["payments"].RateLimit = conf.Rate{PerSecond: 1} // burst 2
 	f := newFixture(t, wh)
 	h := f.handler()
 	send := func(src string) int {
@@ -399,18 +399,18 @@ func TestNewHandlerErrors(t *testing.T) {
 	f := newFixture(t, nil)
 	tests := []struct {
 		name     string
-		webhooks map[string]*config.Webhook
+		webhooks map[string]*Spec
 		want     string
 	}{
-		{"duplicate-path", map[string]*config.Webhook{
+		{"duplicate-path", map[string]*Spec{
 			"a": {Path: "/x", Scheme: "github", Secrets: refs("env:GITHUB")},
 			"b": {Path: "/x", Scheme: "github", Secrets: refs("env:GITHUB")},
 		}, "same path"},
-		{"forward-without-secret", map[string]*config.Webhook{
+		{"forward-without-secret", map[string]*Spec{
 			"a": {Path: "/x", Scheme: "github", Secrets: refs("env:GITHUB"), ForwardTo: "http://127.0.0.1:7000/"},
 		}, "forward_secret"},
-		{"no-secrets", map[string]*config.Webhook{"a": {Path: "/x", Scheme: "github"}}, "secrets"},
-		{"missing-schema-file", map[string]*config.Webhook{
+		{"no-secrets", map[string]*Spec{"a": {Path: "/x", Scheme: "github"}}, "secrets"},
+		{"missing-schema-file", map[string]*Spec{
 			"a": {Path: "/x", Scheme: "github", Secrets: refs("env:GITHUB"), Schema: "/nonexistent/schema.json"},
 		}, "schema"},
 	}

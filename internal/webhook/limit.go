@@ -9,10 +9,6 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// DefaultRateLimit is the per-source request rate when rate_limit is unset:
-// generous for a vendor, small next to what a flood would send.
-const DefaultRateLimit = 50.0
-
 // maxSources bounds the per-source limiter table. Past it, idle sources are
 // dropped and, while it is still full, new sources share one overflow
 // limiter, so a flood from many addresses costs bounded memory and still
@@ -29,10 +25,8 @@ type sourceLimiter struct {
 	overflow *rate.Limiter
 }
 
+// newSourceLimiter takes a provisioned rate (Spec.RateLimit, > 0).
 func newSourceLimiter(perSecond float64) *sourceLimiter {
-	if perSecond <= 0 {
-		perSecond = DefaultRateLimit
-	}
 	burst := max(1, int(2*perSecond))
 	return &sourceLimiter{
 		limit:    rate.Limit(perSecond),

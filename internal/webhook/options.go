@@ -8,14 +8,14 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 // SecretFunc resolves a secret reference (the gateway's credential resolver,
 // with its cache and refresh).
-type SecretFunc func(ctx context.Context, ref config.SecretRef) (secret.Value, error)
+type SecretFunc func(ctx context.Context, ref conf.SecretRef) (secret.Value, error)
 
 // Store is what webhooks need from the state store: replay ids (KV) and the
 // durable forwarding queue. store.Store satisfies it.

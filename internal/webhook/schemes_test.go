@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -26,9 +25,9 @@ func hdr(kv ...string) http.Header {
 // The Slack documentation's example request body (see TestVendorVectors).
 const slackDocBody = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
 
-var genericHex = config.Webhook{Scheme: "hmac_sha256", Header: "X-Signature", Encoding: "hex", Prefix: "sha256="}
-var genericB64 = config.Webhook{Scheme: "hmac_sha256", Header: "X-Signature", Encoding: "base64"}
-var genericTS = config.Webhook{Scheme: "hmac_sha256", Header: "X-Signature", Encoding: "hex",
+var genericHex = Spec{Scheme: "hmac_sha256", Header: "X-Signature", Encoding: "hex", Prefix: "sha256="}
+var genericB64 = Spec{Scheme: "hmac_sha256", Header: "X-Signature", Encoding: "base64"}
+var genericTS = Spec{Scheme: "hmac_sha256", Header: "X-Signature", Encoding: "hex",
 	TimestampHeader: "X-Timestamp", Signed: "timestamp.body"}
 
 // TestVendorVectors checks each scheme against the vendor's own published
@@ -38,7 +37,7 @@ var genericTS = config.Webhook{Scheme: "hmac_sha256", Header: "X-Signature", Enc
 func TestVendorVectors(t *testing.T) {
 	tests := []struct {
 		name    string
-		cfg     config.Webhook
+		cfg     Spec
 		secret  string
 		header  http.Header
 		body    string
@@ -50,7 +49,7 @@ func TestVendorVectors(t *testing.T) {
 			// Standard Webhooks reference vector, used by the test suites of the
 			// reference libraries in github.com/standard-webhooks/standard-webhooks
 			// (e.g. the "sign function works" tests).
-			name: "standard-webhooks-reference-vector", cfg: config.Webhook{Scheme: "standard"},
+			name: "standard-webhooks-reference-vector", cfg: Spec{Scheme: "standard"},
 			secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 			header: hdr("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek", "webhook-timestamp", "1614265330",
 				"webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
@@ -59,7 +58,7 @@ func TestVendorVectors(t *testing.T) {
 		},
 		{
 			// Independent: key = base64-decoded "portcullis-test-secret-24bytes".
-			name: "standard-openssl-vector", cfg: config.Webhook{Scheme: "standard"},
+			name: "standard-openssl-vector", cfg: Spec{Scheme: "standard"},
 			secret: "whsec_cG9ydGN1bGxpcy10ZXN0LXNlY3JldC0yNGJ5dGVz",
 			header: hdr("webhook-id", "msg_portcullis_1", "webhook-timestamp", "1700000000",
 				"webhook-signature", "v1,woZI6cYTYeA9XaIM+Lq+5fEL+HCBsxLnfXTPqJxjeaE="),
@@ -69,7 +68,7 @@ func TestVendorVectors(t *testing.T) {
 			// GitHub docs, "Validating webhook deliveries" → "Testing the webhook
 			// payload validation": secret "It's a Secret to Everybody", payload
 			// "Hello, World!". The delivery id is ours (GitHub signs none).
-			name: "github-docs-example", cfg: config.Webhook{Scheme: "github"},
+			name: "github-docs-example", cfg: Spec{Scheme: "github"},
 			secret: "It's a Secret to Everybody",
 			header: hdr("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
 				"X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
@@ -79,7 +78,7 @@ func TestVendorVectors(t *testing.T) {
 		{
 			// Slack docs, "Verifying requests from Slack": the walk-through's
 			// signing secret, timestamp, slash-command body and signature.
-			name: "slack-docs-example", cfg: config.Webhook{Scheme: "slack"},
+			name: "slack-docs-example", cfg: Spec{Scheme: "slack"},
 			secret: "8f742231b10e8888abcd99yyyzzz85a5",
 			header: hdr("X-Slack-Signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
 				"X-Slack-Request-Timestamp", "1531420618"),
@@ -89,7 +88,7 @@ func TestVendorVectors(t *testing.T) {
 		{
 			// Stripe publishes no example with its secret; independent vector with
 			// the whole "whsec_…" string as the raw HMAC key (as stripe-go does).
-			name: "stripe-openssl-vector", cfg: config.Webhook{Scheme: "stripe"},
+			name: "stripe-openssl-vector", cfg: Spec{Scheme: "stripe"},
 			secret: "whsec_test_secret",
 			header: hdr("Stripe-Signature", "t=1492774577,v1=88a022085c6bdb887b02cb26ff76dd681234d9675c0f22844059f55552a8883a"),
 			body:   `{"id":"evt_test_webhook","object":"event"}`, now: 1492774577,
@@ -160,23 +159,23 @@ func mustAtoi(t *testing.T, s string) int64 {
 // one of its signed headers.
 var schemeCases = []struct {
 	name    string
-	cfg     config.Webhook
+	cfg     Spec
 	secrets [3]string // new, old, unknown
 	tamper  func(h http.Header)
 	timed   bool
 }{
-	{"standard", config.Webhook{Scheme: "standard"},
+	{"standard", Spec{Scheme: "standard"},
 		[3]string{"whsec_bmV3LXNlY3JldC1mb3Itc3RhbmRhcmQ=", "whsec_b2xkLXNlY3JldC1mb3Itc3RhbmRhcmQ=", "whsec_d3Jvbmctc2VjcmV0LWZvci1zdGFuZGFyZA=="},
 		func(h http.Header) { h.Set("Webhook-Id", h.Get("Webhook-Id")+"x") }, true},
-	{"stripe", config.Webhook{Scheme: "stripe"},
+	{"stripe", Spec{Scheme: "stripe"},
 		[3]string{"whsec_new", "whsec_old", "whsec_wrong"},
 		func(h http.Header) {
 			h.Set("Stripe-Signature", strings.Replace(h.Get("Stripe-Signature"), "t=1700000000", "t=1700000001", 1))
 		}, true},
-	{"github", config.Webhook{Scheme: "github"},
+	{"github", Spec{Scheme: "github"},
 		[3]string{"gh-new", "gh-old", "gh-wrong"},
 		func(h http.Header) { h.Set("X-Hub-Signature-256", flipLastHex(h.Get("X-Hub-Signature-256"))) }, false},
-	{"slack", config.Webhook{Scheme: "slack"},
+	{"slack", Spec{Scheme: "slack"},
 		[3]string{"slack-new", "slack-old", "slack-wrong"},
 		func(h http.Header) { h.Set("X-Slack-Request-Timestamp", "1700000001") }, true},
 	{"hmac_sha256-body", genericHex,
@@ -255,7 +254,7 @@ func TestSchemes(t *testing.T) {
 // whose "whsec_test_secret" is not base64).
 func TestStandardSecretMustBeBase64(t *testing.T) {
 	body := []byte(`{"id":"evt_1"}`)
-	std, _ := NewVerifier(&config.Webhook{Scheme: "standard"})
+	std, _ := NewVerifier(&Spec{Scheme: "standard"})
 	h, err := std.Sign(body, []secret.Value{sec("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")}, SignParams{ID: "msg_1", Timestamp: baseTime})
 	if err != nil {
 		t.Fatal(err)
@@ -271,11 +270,11 @@ func TestSeveralSignaturesInOneHeader(t *testing.T) {
 	body := []byte(`{"a":1}`)
 	tests := []struct {
 		name string
-		cfg  config.Webhook
+		cfg  Spec
 		sign []secret.Value
 	}{
-		{"standard-two-v1", config.Webhook{Scheme: "standard"}, []secret.Value{sec("whsec_c2VuZGVyLW90aGVyLWtleQ=="), sec("whsec_b3VyLWtleS1mb3ItdGhpcw==")}},
-		{"stripe-two-v1", config.Webhook{Scheme: "stripe"}, []secret.Value{sec("whsec_other"), sec("whsec_ours")}},
+		{"standard-two-v1", Spec{Scheme: "standard"}, []secret.Value{sec("whsec_c2VuZGVyLW90aGVyLWtleQ=="), sec("whsec_b3VyLWtleS1mb3ItdGhpcw==")}},
+		{"stripe-two-v1", Spec{Scheme: "stripe"}, []secret.Value{sec("whsec_other"), sec("whsec_ours")}},
 		{"hmac-two-values", genericHex, []secret.Value{sec("other"), sec("ours")}},
 	}
 	for _, tt := range tests {
@@ -296,14 +295,14 @@ func TestSeveralSignaturesInOneHeader(t *testing.T) {
 func TestGenericConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  config.Webhook
+		cfg  Spec
 		want string
 	}{
-		{"no-header", config.Webhook{Scheme: "hmac_sha256", Encoding: "hex"}, "header is required"},
-		{"bad-encoding", config.Webhook{Scheme: "hmac_sha256", Header: "X-S", Encoding: "b32"}, "encoding"},
-		{"unsigned-timestamp", config.Webhook{Scheme: "hmac_sha256", Header: "X-S", Encoding: "hex", TimestampHeader: "X-T"}, "unsigned timestamp"},
-		{"signed-timestamp-without-header", config.Webhook{Scheme: "hmac_sha256", Header: "X-S", Encoding: "hex", Signed: "timestamp.body"}, "needs timestamp_header"},
-		{"unknown-scheme", config.Webhook{Scheme: "svix"}, "unknown scheme"},
+		{"no-header", Spec{Scheme: "hmac_sha256", Encoding: "hex"}, "header is required"},
+		{"bad-encoding", Spec{Scheme: "hmac_sha256", Header: "X-S", Encoding: "b32"}, "encoding"},
+		{"unsigned-timestamp", Spec{Scheme: "hmac_sha256", Header: "X-S", Encoding: "hex", TimestampHeader: "X-T"}, "unsigned timestamp"},
+		{"signed-timestamp-without-header", Spec{Scheme: "hmac_sha256", Header: "X-S", Encoding: "hex", Signed: "timestamp.body"}, "needs timestamp_header"},
+		{"unknown-scheme", Spec{Scheme: "svix"}, "unknown scheme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -70,7 +69,7 @@ type SignParams struct {
 }
 
 // NewVerifier returns the Verifier for w.Scheme.
-func NewVerifier(w *config.Webhook) (Verifier, error) {
+func NewVerifier(w *Spec) (Verifier, error) {
 	switch w.Scheme {
 	case "standard":
 		return standard{}, nil
@@ -114,7 +113,7 @@ func describeLen(s string) string {
 // too far in the future as well.
 func checkTolerance(ts, now time.Time, tol time.Duration) error {
 	if tol <= 0 {
-		tol = config.DefaultTolerance
+		tol = DefaultTolerance
 	}
 	switch d := now.Sub(ts); {
 	case d > tol:
