@@ -25,6 +25,8 @@ func (s Severity) String() string {
 // Problem is one finding about a config file.
 type Problem struct {
 	Severity Severity
+	// Code is the kind of problem; empty means ConfigInvalid.
+	Code Code
 	// Path is the config path, e.g. integrations.payments.egress.allow[0].
 	Path string
 	Line int
@@ -51,6 +53,7 @@ func (p Problem) String() string {
 // stopping at the first, so one `check` run lists them all.
 type Report struct {
 	prefix string
+	code   Code
 	list   *[]Problem
 }
 
@@ -59,7 +62,13 @@ func NewReport(prefix string) *Report { return &Report{prefix: prefix, list: new
 
 // At returns a Report for the part of the Spec at path; its problems land
 // in r.
-func (r *Report) At(path string) *Report { return &Report{prefix: r.join(path), list: r.list} }
+func (r *Report) At(path string) *Report {
+	return &Report{prefix: r.join(path), code: r.code, list: r.list}
+}
+
+// Coded returns a Report that records its problems with code c, e.g.
+// r.Coded(NoTimeouts).Warnf("timeouts", "no timeouts set: …").
+func (r *Report) Coded(c Code) *Report { return &Report{prefix: r.prefix, code: c, list: r.list} }
 
 // Errorf records a problem that makes the config unusable.
 func (r *Report) Errorf(path, format string, args ...any) { r.add(Error, path, format, args...) }
@@ -81,7 +90,7 @@ func (r *Report) HasErrors() bool {
 }
 
 func (r *Report) add(sev Severity, path, format string, args ...any) {
-	*r.list = append(*r.list, Problem{Severity: sev, Path: r.join(path), Msg: fmt.Sprintf(format, args...)})
+	*r.list = append(*r.list, Problem{Severity: sev, Code: r.code, Path: r.join(path), Msg: fmt.Sprintf(format, args...)})
 }
 
 func (r *Report) join(path string) string {

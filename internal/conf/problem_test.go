@@ -26,3 +26,24 @@ func TestReportPaths(t *testing.T) {
 		t.Error("HasErrors: want true for a report with an error, false for an empty one")
 	}
 }
+
+func TestReportCoded(t *testing.T) {
+	r := NewReport("integrations.pay")
+	r.Coded(NoTimeouts).Warnf("timeouts", "no timeouts set")
+	r.Coded(PlainSecret).At("credential").Errorf("secret", "plain")
+	r.Warnf("", "uncoded")
+	want := []Problem{
+		{Severity: Warning, Code: NoTimeouts, Path: "integrations.pay.timeouts", Msg: "no timeouts set"},
+		{Severity: Error, Code: PlainSecret, Path: "integrations.pay.credential.secret", Msg: "plain"},
+		{Severity: Warning, Path: "integrations.pay", Msg: "uncoded"},
+	}
+	got := r.Problems()
+	if len(got) != len(want) {
+		t.Fatalf("got %d problems %v, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("problem %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

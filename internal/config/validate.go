@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,11 +21,21 @@ type validator struct {
 	problems []Problem
 }
 
-func (v *validator) add(sev Severity, path, format string, args ...any) {
-	v.problems = append(v.problems, Problem{Severity: sev, Path: path, Line: v.cfg.Line(path), Msg: fmt.Sprintf(format, args...)})
+func (v *validator) add(sev Severity, code conf.Code, path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Severity: sev, Code: code, Path: path, Line: v.cfg.Line(path), Msg: fmt.Sprintf(format, args...)})
 }
-func (v *validator) errf(path, format string, args ...any)  { v.add(Error, path, format, args...) }
-func (v *validator) warnf(path, format string, args ...any) { v.add(Warning, path, format, args...) }
+func (v *validator) errf(path, format string, args ...any) { v.add(Error, "", path, format, args...) }
+func (v *validator) warnf(path, format string, args ...any) {
+	v.add(Warning, "", path, format, args...)
+}
+
+// errc and warnc record a problem of a kind lint reports under its own id.
+func (v *validator) errc(code conf.Code, path, format string, args ...any) {
+	v.add(Error, code, path, format, args...)
+}
+func (v *validator) warnc(code conf.Code, path, format string, args ...any) {
+	v.add(Warning, code, path, format, args...)
+}
 
 // adopt takes the problems a component Spec's Validate recorded (paths
 // already prefixed with the Spec's config path) and gives each the line
@@ -47,7 +58,11 @@ var scalarIface = reflect.TypeOf((*scalarErr)(nil)).Elem()
 func (v *validator) scalars(rv reflect.Value, path string) {
 	if rv.Type().Implements(scalarIface) {
 		if line, err := rv.Interface().(scalarErr).ScalarError(); err != nil {
-			v.problems = append(v.problems, Problem{Path: path, Line: line, Msg: err.Error()})
+			p := Problem{Path: path, Line: line, Msg: err.Error()}
+			if errors.Is(err, conf.ErrPlainSecret) {
+				p.Code = conf.PlainSecret
+			}
+			v.problems = append(v.problems, p)
 		}
 		return
 	}
@@ -121,7 +136,7 @@ func (v *validator) validate() {
 	}
 	v.listenerLimits()
 	if !c.Server.AdminToken.IsSet() {
-		v.warnf("server.admin_token", "no admin token: the admin API (/metrics, /api/v1, /ui/) refuses everything but /healthz and /readyz")
+		v.warnc(conf.NoAdminToken, "server.admin_token", "no admin token: the admin API (/metrics, /api/v1, /ui/) refuses everything but /healthz and /readyz")
 	}
 	if t := c.Server.TLS; t != nil {
 		if t.Cert == "" || t.Key == "" {
@@ -213,18 +228,18 @@ func (v *validator) callers() {
 			v.errf(p, "caller name must be lower-case letters, digits, _ and - (max 63)")
 		}
 		if c == nil || len(c.Tokens) == 0 && len(c.MTLSSubjects) == 0 {
-			v.warnf(p, "caller has neither tokens nor mtls_subjects, so it can never authenticate")
+			v.warnc(conf.CallerUnreachable, p, "caller has neither tokens nor mtls_subjects, so it can never authenticate")
 			continue
 		}
 		for i, t := range c.Tokens {
 			tp := fmt.Sprintf("%s.tokens[%d]", p, i)
 			if !reToken.MatchString(t) {
 				// Never echo it: a raw token pasted here is a secret.
-				v.errf(tp, "must be a token hash \"sha256:<64 hex>\" from `portcullis token new`, not a raw token")
+				v.errc(conf.PlainSecret, tp, "must be a token hash \"sha256:<64 hex>\" from `portcullis token new`, not a raw token")
 				continue
 			}
 			if other, ok := seen[t]; ok && other != name {
-				v.errf(tp, "the same token hash is also given to caller %q: each caller needs its own token", other)
+				v.errc(conf.SharedIdentity, tp, "the same token hash is also given to caller %q: each caller needs its own token", other)
 			}
 			seen[t] = name
 		}
@@ -256,18 +271,18 @@ func (v *validator) integration(name string, in *Integration) {
 			continue
 		}
 		if strings.HasPrefix(a, "*") {
-			v.warnf(ap, "wildcard egress %q lets calls reach any subdomain; list hosts one by one where you can", a)
+			v.warnc(conf.WildcardEgress, ap, "wildcard egress %q lets calls reach any subdomain; list hosts one by one where you can", a)
 		}
 	}
 	if len(in.Egress.Allow) == 0 {
 		v.errf(p+".egress.allow", "empty: list the vendor's host:port pairs (deny by default)")
 	}
 	if in.Egress.AllowPrivate {
-		v.warnf(p+".egress.allow_private", "private, loopback and metadata addresses are reachable: only for internal vendors and tests")
+		v.warnc(conf.PrivateEgress, p+".egress.allow_private", "private, loopback and metadata addresses are reachable: only for internal vendors and tests")
 	}
 	if up != nil {
 		if up.Scheme == "http" {
-			v.warnf(p+".upstream", "plain http: the credential and data cross the network unencrypted")
+			v.warnc(conf.PlainHTTP, p+".upstream", "plain http: the credential and data cross the network unencrypted")
 		}
 		port := up.Port()
 		if port == "" {
@@ -278,7 +293,7 @@ func (v *validator) integration(name string, in *Integration) {
 		}
 	}
 	if !in.Timeouts.Connect.IsSet() && !in.Timeouts.Request.IsSet() && !in.Timeouts.Headers.IsSet() {
-		v.warnf(p+".timeouts", "no timeouts set: defaults apply (connect %s, request %s); set them for this vendor", DefaultConnect, DefaultRequest)
+		v.warnc(conf.NoTimeouts, p+".timeouts", "no timeouts set: defaults apply (connect %s, request %s); set them for this vendor", DefaultConnect, DefaultRequest)
 	}
 	if in.Timeouts.PerTry.D > in.Timeouts.Request.D {
 		v.errf(p+".timeouts.per_try", "longer than timeouts.request")
@@ -399,7 +414,7 @@ func hostOnAllow(host, port string, allow []string) bool {
 
 func (v *validator) credential(p string, c *Credential) {
 	if c == nil {
-		v.warnf(p, "no credential: calls go to the vendor unauthenticated")
+		v.warnc(conf.NoCredential, p, "no credential: calls go to the vendor unauthenticated")
 		return
 	}
 	needSecret := func() {
@@ -443,7 +458,7 @@ func (v *validator) credential(p string, c *Credential) {
 			v.errf(p+".auth_method", "must be basic, post or private_key_jwt")
 		}
 		if len(c.Scopes) == 0 {
-			v.warnf(p+".scopes", "no scopes requested: the token gets the client's default scope, often more than needed")
+			v.warnc(conf.NoScopes, p+".scopes", "no scopes requested: the token gets the client's default scope, often more than needed")
 		}
 	case "jwt_bearer":
 		if !c.PrivateKey.IsSet() {
