@@ -5,21 +5,52 @@ import (
 	"strings"
 )
 
-// Severity of a Problem.
+// Severity of a config Problem and of every finding Portcullis reports
+// (check, audit, the SDK scan), lowest first, so findings sort by it. The
+// zero value is Error: a Problem raised without a severity fails closed.
 type Severity int
 
 const (
-	// Error makes the config unusable.
-	Error Severity = iota
-	// Warning is legal but risky.
+	// Info is worth knowing; it never fails a command.
+	Info Severity = iota - 2
+	// Warning is legal but risky; it fails a command run with --strict.
 	Warning
+	// Error makes the config unusable, or fails the audit.
+	Error
 )
 
+// String is the severity's name: "info", "warning" or "error".
 func (s Severity) String() string {
-	if s == Warning {
+	switch s {
+	case Info:
+		return "info"
+	case Warning:
 		return "warning"
 	}
 	return "error"
+}
+
+// ParseSeverity reads a name String writes.
+func ParseSeverity(name string) (Severity, error) {
+	for _, s := range []Severity{Info, Warning, Error} {
+		if name == s.String() {
+			return s, nil
+		}
+	}
+	return Error, fmt.Errorf("unknown severity %q: want info, warning or error", name)
+}
+
+// MarshalText writes the severity's name.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a severity's name.
+func (s *Severity) UnmarshalText(b []byte) error {
+	v, err := ParseSeverity(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
 }
 
 // Problem is one finding about a config file.

@@ -47,3 +47,36 @@ func TestReportCoded(t *testing.T) {
 		}
 	}
 }
+
+func TestSeverityNamesRoundTrip(t *testing.T) {
+	tests := []struct {
+		sev  Severity
+		name string
+	}{
+		{Info, "info"},
+		{Warning, "warning"},
+		{Error, "error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := tt.sev.MarshalText()
+			if err != nil || string(b) != tt.name || tt.sev.String() != tt.name {
+				t.Fatalf("MarshalText() = %q, %v; String() = %q; want %q", b, err, tt.sev.String(), tt.name)
+			}
+			var got Severity
+			if err := got.UnmarshalText(b); err != nil || got != tt.sev {
+				t.Errorf("UnmarshalText(%q) = %v, %v; want %v", b, got, err, tt.sev)
+			}
+		})
+	}
+	if _, err := ParseSeverity("critical"); err == nil {
+		t.Error("ParseSeverity(critical): want an error")
+	}
+	var zero Problem
+	if zero.Severity != Error {
+		t.Errorf("zero Problem severity = %v, want error (fail closed)", zero.Severity)
+	}
+	if !(Info < Warning && Warning < Error) {
+		t.Error("severities must order info < warning < error")
+	}
+}

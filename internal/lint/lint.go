@@ -17,7 +17,7 @@ import (
 // Finding is one problem found in a config.
 type Finding struct {
 	ID       conf.Code
-	Severity Severity
+	Severity conf.Severity
 	// Path is the config path, e.g. integrations.payments.egress.allow[0].
 	Path string
 	// Line in the config file; 0 when unknown.
@@ -37,9 +37,9 @@ type Report struct {
 func (r Report) Counts() (errs, warnings, infos int) {
 	for _, f := range r.Findings {
 		switch f.Severity {
-		case Error:
+		case conf.Error:
 			errs++
-		case Warning:
+		case conf.Warning:
 			warnings++
 		default:
 			infos++
@@ -56,7 +56,7 @@ func Check(file string, data []byte) Report {
 	hasErrors := false
 	for _, p := range problems {
 		c.fromProblem(p)
-		hasErrors = hasErrors || p.Severity == config.Error
+		hasErrors = hasErrors || p.Severity == conf.Error
 	}
 	if cfg != nil {
 		var root yaml.Node
@@ -95,16 +95,12 @@ func (c *checker) add(id conf.Code, path, fix, format string, args ...any) {
 // code it was raised with (conf.ConfigInvalid when it has none).
 func (c *checker) fromProblem(p config.Problem) {
 	id := cmp.Or(p.Code, conf.ConfigInvalid)
-	// The config's own severity stands: an error there is an error here.
-	sev := Warning
-	if p.Severity == config.Error {
-		sev = Error
-	}
 	fix := ""
 	if id != conf.ConfigInvalid {
 		fix = ruleByID(id).Fix
 	}
-	c.findings = append(c.findings, Finding{ID: id, Severity: sev, Path: p.Path, Line: p.Line, Message: p.Msg, Fix: fix})
+	// The config's own severity stands: an error there is an error here.
+	c.findings = append(c.findings, Finding{ID: id, Severity: p.Severity, Path: p.Path, Line: p.Line, Message: p.Msg, Fix: fix})
 	// A URL off an allowlist may also carry a secret: that is a second
 	// problem with the same value, so leave it to the secret rules.
 	if p.Path != "" && id != conf.InternalNotAllowed && id != conf.TokenURLOffEgress {

@@ -139,7 +139,7 @@ func WriteSARIF(w io.Writer, r Report, version string) error {
 		driver.Rules = append(driver.Rules, sarifRule{
 			ID: string(rule.ID), Name: rule.Name, ShortDescription: sarifText{rule.Title},
 			Help:                 sarifText{rule.Fix},
-			DefaultConfiguration: sarifRuleConfig{rule.Severity.sarifLevel()},
+			DefaultConfiguration: sarifRuleConfig{sarifLevel(rule.Severity)},
 			Properties:           map[string][]any{"tags": {"security", "configuration"}},
 		})
 	}
@@ -154,7 +154,7 @@ func WriteSARIF(w io.Writer, r Report, version string) error {
 		}
 		line := max(f.Line, 1)
 		results = append(results, sarifResult{
-			RuleID: string(f.ID), RuleIndex: index[string(f.ID)], Level: f.Severity.sarifLevel(), Message: sarifText{msg},
+			RuleID: string(f.ID), RuleIndex: index[string(f.ID)], Level: sarifLevel(f.Severity), Message: sarifText{msg},
 			Locations: []sarifLocation{{sarifPhysical{sarifArtifact{filepath.ToSlash(r.File)}, sarifRegion{line}}}},
 		})
 	}

@@ -62,7 +62,7 @@ func TestStateRules(t *testing.T) {
 				t.Fatalf("findings (-want +got):\n%s\n%+v", d, r.Findings)
 			}
 			for i, f := range r.Findings {
-				if f.Severity != Warning || !strings.Contains(f.Fix, tc.fix[i]) {
+				if f.Severity != conf.Warning || !strings.Contains(f.Fix, tc.fix[i]) {
 					t.Errorf("%s: severity %s, fix %q; want a warning whose fix says %q", f.ID, f.Severity, f.Fix, tc.fix[i])
 				}
 			}
