@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // Config tunes the Detector. Zero fields take DefaultConfig's values.
@@ -116,9 +118,9 @@ type Sample struct {
 // runs; the gateway should call Tick once per bucket so a caller that stops
 // calling is still accounted for.
 type Detector struct {
-	cfg   Config
-	clock func() time.Time
-	sink  Sink
+	cfg  Config
+	clk  clock.Clock
+	sink Sink
 
 	mu   sync.RWMutex
 	ints map[string]*integration
@@ -146,19 +148,16 @@ type seriesKey struct {
 }
 
 // NewDetector returns a detector that sends events to sink. A nil clock is
-// time.Now.
-func NewDetector(cfg Config, clock func() time.Time, sink Sink) *Detector {
-	if clock == nil {
-		clock = time.Now
-	}
-	return &Detector{cfg: cfg.withDefaults(), clock: clock, sink: sink, ints: map[string]*integration{}}
+// clock.System.
+func NewDetector(cfg Config, clk clock.Clock, sink Sink) *Detector {
+	return &Detector{cfg: cfg.withDefaults(), clk: clock.Or(clk), sink: sink, ints: map[string]*integration{}}
 }
 
 // Observe adds one call to the baselines.
 func (d *Detector) Observe(s Sample) {
 	t := s.Time
 	if t.IsZero() {
-		t = d.clock()
+		t = d.clk.Now()
 	}
 	in := d.integration(s.Integration)
 	b := d.bucketOf(t)

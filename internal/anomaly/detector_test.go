@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // collector is a Sink that keeps events.
@@ -75,7 +77,7 @@ var monday = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 
 func TestDetectorSteadyTrafficFiresNone(t *testing.T) {
 	var c collector
-	d := NewDetector(Config{}, func() time.Time { return monday }, &c)
+	d := NewDetector(Config{}, clock.NewFake(monday), &c)
 	simulate(d, monday, 6*60, func(int, time.Time) []traffic { return steady() })
 	if len(c.events) != 0 {
 		t.Errorf("steady traffic raised %d events, want none: %+v", len(c.events), c.events)
@@ -133,7 +135,7 @@ func TestDetectorFiresEachKind(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var c collector
-			d := NewDetector(Config{}, func() time.Time { return monday }, &c)
+			d := NewDetector(Config{}, clock.NewFake(monday), &c)
 			end := simulate(d, monday, 120, func(int, time.Time) []traffic { return steady() })
 			if len(c.events) != 0 {
 				t.Fatalf("baseline phase raised events: %+v", c.events)
@@ -157,7 +159,7 @@ func TestDetectorFiresEachKind(t *testing.T) {
 // times its all-day average.
 func TestDetectorCallerVolumeByHourOfWeek(t *testing.T) {
 	var c collector
-	d := NewDetector(Config{}, func() time.Time { return monday }, &c)
+	d := NewDetector(Config{}, clock.NewFake(monday), &c)
 	usual := func(at time.Time) []traffic {
 		calls := 10
 		if at.Hour() < 6 {
@@ -182,7 +184,7 @@ func TestDetectorCallerVolumeByHourOfWeek(t *testing.T) {
 
 func TestDetectorRearmsAfterRecovery(t *testing.T) {
 	var c collector
-	d := NewDetector(Config{}, func() time.Time { return monday }, &c)
+	d := NewDetector(Config{}, clock.NewFake(monday), &c)
 	big := func(int, time.Time) []traffic {
 		tr := steady()
 		tr[0].bytes *= 8

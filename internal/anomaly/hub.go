@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
@@ -32,7 +33,7 @@ const (
 // Hub delivers events. It is safe for concurrent use; Emit never blocks on a
 // sink.
 type Hub struct {
-	now     func() time.Time
+	clk     clock.Clock
 	logger  *slog.Logger
 	window  time.Duration
 	limiter *rate.Limiter
@@ -57,6 +58,10 @@ type sink interface {
 // HubOption changes a Hub default.
 type HubOption func(*Hub)
 
+// WithClock sets the clock for de-duplication and rate limiting (default
+// clock.System).
+func WithClock(c clock.Clock) HubOption { return func(h *Hub) { h.clk = clock.Or(c) } }
+
 // WithDedupeWindow sets how long an event key stays suppressed.
 func WithDedupeWindow(d time.Duration) HubOption { return func(h *Hub) { h.window = d } }
 
@@ -77,17 +82,13 @@ func WithHTTPClient(c *http.Client) HubOption { return func(h *Hub) { h.client =
 var ErrSink = errors.New("bad alert sink")
 
 // NewHub builds the sinks of alerts.sinks. logger receives log-sink events
-// and delivery failures; reg (may be nil) gets the hub's metrics; now is the
-// clock for de-duplication and rate limiting.
-func NewHub(sinks []*config.Sink, logger *slog.Logger, reg *prometheus.Registry, now func() time.Time, opts ...HubOption) (*Hub, error) {
+// and delivery failures; reg (may be nil) gets the hub's metrics.
+func NewHub(sinks []*config.Sink, logger *slog.Logger, reg *prometheus.Registry, opts ...HubOption) (*Hub, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if now == nil {
-		now = time.Now
-	}
 	h := &Hub{
-		now: now, logger: logger, window: DefaultDedupeWindow,
+		clk: clock.System(), logger: logger, window: DefaultDedupeWindow,
 		limiter:  rate.NewLimiter(DefaultRate, DefaultBurst),
 		ring:     make([]Event, DefaultRingSize),
 		lastSent: map[string]time.Time{},
@@ -141,7 +142,7 @@ func NewHub(sinks []*config.Sink, logger *slog.Logger, reg *prometheus.Registry,
 // delivered within the de-duplication window. A zero e.Time is set to now.
 func (h *Hub) Emit(e Event) {
 	if e.Time.IsZero() {
-		e.Time = h.now()
+		e.Time = h.clk.Now()
 	}
 	key := e.DedupeKey()
 	e.Key = key

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,49 +17,33 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newTestHub(t *testing.T, sinks []*config.Sink, opts ...HubOption) (*Hub, *fakeClock, *bytes.Buffer, *prometheus.Registry) {
+func newTestHub(t *testing.T, sinks []*config.Sink, opts ...HubOption) (*Hub, *clock.Fake, *bytes.Buffer, *prometheus.Registry) {
 	t.Helper()
-	clock := &fakeClock{t: monday}
+	clk := clock.NewFake(monday)
 	var logs bytes.Buffer
 	reg := prometheus.NewRegistry()
 	// The sinks are httptest servers on loopback ports chosen at run time;
 	// webhook_test.go tests the egress-guarded client the gateway passes.
 	opts = append([]HubOption{WithHTTPClient(&http.Client{Transport: &http.Transport{}})}, opts...)
-	h, err := NewHub(sinks, slog.New(slog.NewJSONHandler(&logs, nil)), reg, clock.now, opts...)
+	h, err := NewHub(sinks, slog.New(slog.NewJSONHandler(&logs, nil)), reg, append([]HubOption{WithClock(clk)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Close(context.Background()) })
-	return h, clock, &logs, reg
+	return h, clk, &logs, reg
 }
 
 func TestHubDeduplicates(t *testing.T) {
-	h, clock, logs, _ := newTestHub(t, []*config.Sink{{Type: "log"}}, WithDedupeWindow(10*time.Minute))
+	h, clk, logs, _ := newTestHub(t, []*config.Sink{{Type: "log"}}, WithDedupeWindow(10*time.Minute))
 	e := Event{Kind: KindSizeAnomaly, Integration: "payments", Route: "GET /v1/x", Message: "size up"}
 	h.Emit(e)
-	clock.add(5 * time.Minute)
+	clk.Advance(5 * time.Minute)
 	h.Emit(e) // within the window: dropped
-	clock.add(6 * time.Minute)
+	clk.Advance(6 * time.Minute)
 	h.Emit(e) // window passed since the last delivery: delivered
 	if got := len(h.Recent(0)); got != 2 {
 		t.Errorf("Recent() has %d events, want 2", got)
@@ -93,10 +76,10 @@ func TestHubRateLimitsDelivery(t *testing.T) {
 }
 
 func TestHubRecentNewestFirst(t *testing.T) {
-	h, clock, _, _ := newTestHub(t, nil, WithRingSize(3))
+	h, clk, _, _ := newTestHub(t, nil, WithRingSize(3))
 	for _, k := range []string{"a", "b", "c", "d"} {
 		h.Emit(Event{Kind: KindSchemaDrift, Message: k, Key: k})
-		clock.add(time.Second)
+		clk.Advance(time.Second)
 	}
 	var got []string
 	for _, e := range h.Recent(0) {
@@ -182,7 +165,7 @@ func TestNewHubRejectsBadSinks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := NewHub(tc.sinks, nil, nil, nil); !errors.Is(err, ErrSink) {
+			if _, err := NewHub(tc.sinks, nil, nil); !errors.Is(err, ErrSink) {
 				t.Errorf("NewHub() error = %v, want ErrSink", err)
 			}
 		})
@@ -192,7 +175,7 @@ func TestNewHubRejectsBadSinks(t *testing.T) {
 func TestNewHubTwiceOnOneRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	for range 2 {
-		if _, err := NewHub(nil, nil, reg, nil); err != nil {
+		if _, err := NewHub(nil, nil, reg); err != nil {
 			t.Fatalf("NewHub on a registry that already has the hub's metrics (config reload): %v", err)
 		}
 	}
@@ -200,7 +183,7 @@ func TestNewHubTwiceOnOneRegistry(t *testing.T) {
 
 func TestDetectorThroughHub(t *testing.T) {
 	h, _, _, reg := newTestHub(t, nil)
-	d := NewDetector(Config{}, func() time.Time { return monday }, h)
+	d := NewDetector(Config{}, clock.NewFake(monday), h)
 	end := simulate(d, monday, 120, func(int, time.Time) []traffic { return steady() })
 	simulate(d, end, 10, func(int, time.Time) []traffic {
 		tr := steady()

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
 // AccessRow is one route grant (a caller listed on a route) and its use in
@@ -25,13 +27,13 @@ func (a *auditor) access() {
 		if src == "" {
 			src = "no usage source given"
 		}
-		a.add(NoUsageData, Info, "usage records", "", "Point the audit at the gateway's records: --data-dir (embedded store), the config's Redis, or --usage FILE.",
+		a.add(NoUsageData, conf.Info, "usage records", "", "Point the audit at the gateway's records: --data-dir (embedded store), the config's Redis, or --usage FILE.",
 			"no usage records between %s and %s (%s): the unused-credential, caller, route and scope checks were skipped", date(a.r.UnusedSince), date(a.o.Now), src)
 	}
 	used := a.u.inWindow > 0
 	for _, name := range sortedKeys(a.cfg.Callers) {
 		if used && a.u.callers[name].calls == 0 {
-			a.add(CallerUnused, Warning, "caller "+name, "callers."+name,
+			a.add(CallerUnused, conf.Warning, "caller "+name, "callers."+name,
 				"If the service is gone, delete the caller and its tokens; otherwise check that it still calls through the gateway.",
 				"no call in %d days (last call: %s): remove leftover keys from old projects", a.o.UnusedDays, a.lastUse("caller:"+name))
 		}
@@ -63,7 +65,7 @@ func (a *auditor) access() {
 			if len(keep) > 0 {
 				fix = fmt.Sprintf("Narrow it to: - {method: %s, path: %q, callers: [%s]}", r.Method, r.Path, strings.Join(keep, ", "))
 			}
-			a.add(RouteGrantUnused, Warning, name+" "+r.Method+" "+r.Path, p, fix,
+			a.add(RouteGrantUnused, conf.Warning, name+" "+r.Method+" "+r.Path, p, fix,
 				"granted to %s but not used by %s in %d days (least privilege)", strings.Join(r.Callers, ", "), strings.Join(drop, ", "), a.o.UnusedDays)
 		}
 		a.scopes(name)
@@ -98,7 +100,7 @@ func (a *auditor) scopes(name string) {
 		if len(keep) == 0 {
 			fix = "Find which scope the calls need; none of those requested was ever granted."
 		}
-		a.add(ScopeUnused, Warning, name+" credential", p, fix,
+		a.add(ScopeUnused, conf.Warning, name+" credential", p, fix,
 			"scope(s) %s requested but in effect on none of %d calls in %d days", strings.Join(unused, ", "), a.u.integ[name].calls, a.o.UnusedDays)
 	}
 	var extra []string
@@ -109,7 +111,7 @@ func (a *auditor) scopes(name string) {
 	}
 	sort.Strings(extra)
 	if len(extra) > 0 {
-		a.add(ScopeNotRequested, Warning, name+" credential", p,
+		a.add(ScopeNotRequested, conf.Warning, name+" credential", p,
 			"Restrict the OAuth client at the vendor to the scopes listed in the config.",
 			"the vendor granted scope(s) %s that the config does not request", strings.Join(extra, ", "))
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -84,9 +85,9 @@ type Report struct {
 func (r Report) Counts() (errs, warnings, infos int) {
 	for _, f := range r.Findings {
 		switch f.Severity {
-		case Error:
+		case conf.Error:
 			errs++
-		case Warning:
+		case conf.Warning:
 			warnings++
 		default:
 			infos++
@@ -131,7 +132,7 @@ type auditor struct {
 	u   *tally
 }
 
-func (a *auditor) add(id string, sev Severity, subject, path, fix, format string, args ...any) {
+func (a *auditor) add(id string, sev conf.Severity, subject, path, fix, format string, args ...any) {
 	a.r.Findings = append(a.r.Findings, Finding{ID: id, Severity: sev, Subject: subject, Path: path,
 		Line: a.cfg.Line(path), Message: fmt.Sprintf(format, args...), Fix: fix})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -39,7 +40,7 @@ integrations:
 
 type idSev struct {
 	ID       string
-	Severity Severity
+	Severity conf.Severity
 }
 
 func ids(r Report) []idSev {
@@ -79,37 +80,37 @@ func TestAuditFindings(t *testing.T) {
 		want    []idSev
 	}{
 		{name: "complete-record-clean", usage: used, modTime: recent, want: []idSev{}},
-		{name: "no-usage-data-is-info", usage: nil, modTime: recent, want: []idSev{{NoUsageData, Info}}},
-		{name: "cert-expired", replace: [2]string{"expires: 2027-03-01", "expires: 2026-11-01"}, usage: used, modTime: recent, want: []idSev{{CertExpired, Error}}},
-		{name: "cert-expiring-in-30-days", replace: [2]string{"expires: 2027-03-01", "expires: 2026-12-20"}, usage: used, modTime: recent, want: []idSev{{CertExpiring, Warning}}},
-		{name: "no-soc2-or-iso", replace: [2]string{"SOC 2 Type II", "PCI DSS"}, usage: used, modTime: recent, want: []idSev{{CertMissing, Warning}}},
-		{name: "pentest-older-than-a-year", replace: [2]string{"last: 2026-05-01", "last: 2025-10-01"}, usage: used, modTime: recent, want: []idSev{{PentestStale, Warning}}},
-		{name: "no-breach-process", replace: [2]string{"breach_response: u, ", ""}, usage: used, modTime: recent, want: []idSev{{NoBreachProcess, Warning}}},
+		{name: "no-usage-data-is-info", usage: nil, modTime: recent, want: []idSev{{NoUsageData, conf.Info}}},
+		{name: "cert-expired", replace: [2]string{"expires: 2027-03-01", "expires: 2026-11-01"}, usage: used, modTime: recent, want: []idSev{{CertExpired, conf.Error}}},
+		{name: "cert-expiring-in-30-days", replace: [2]string{"expires: 2027-03-01", "expires: 2026-12-20"}, usage: used, modTime: recent, want: []idSev{{CertExpiring, conf.Warning}}},
+		{name: "no-soc2-or-iso", replace: [2]string{"SOC 2 Type II", "PCI DSS"}, usage: used, modTime: recent, want: []idSev{{CertMissing, conf.Warning}}},
+		{name: "pentest-older-than-a-year", replace: [2]string{"last: 2026-05-01", "last: 2025-10-01"}, usage: used, modTime: recent, want: []idSev{{PentestStale, conf.Warning}}},
+		{name: "no-breach-process", replace: [2]string{"breach_response: u, ", ""}, usage: used, modTime: recent, want: []idSev{{NoBreachProcess, conf.Warning}}},
 		{name: "key-retention-alias-accepted", replace: [2]string{"data_retention: u", "key_retention: u"}, usage: used, modTime: recent, want: []idSev{}},
-		{name: "no-token-rotation", replace: [2]string{", token_rotation: u", ""}, usage: used, modTime: recent, want: []idSev{{NoRotationGuidance, Warning}}},
-		{name: "no-audit-rights", replace: [2]string{"audit_rights: true", "audit_rights: false"}, usage: used, modTime: recent, want: []idSev{{ContractGap, Warning}}},
-		{name: "review-overdue", replace: [2]string{"last_review: 2026-03-01", "last_review: 2025-11-01"}, usage: used, modTime: recent, want: []idSev{{ReviewOverdue, Error}}},
-		{name: "no-owner", replace: [2]string{"owner: payments-team", "owner: \"\""}, usage: used, modTime: recent, want: []idSev{{NoOwner, Warning}}},
+		{name: "no-token-rotation", replace: [2]string{", token_rotation: u", ""}, usage: used, modTime: recent, want: []idSev{{NoRotationGuidance, conf.Warning}}},
+		{name: "no-audit-rights", replace: [2]string{"audit_rights: true", "audit_rights: false"}, usage: used, modTime: recent, want: []idSev{{ContractGap, conf.Warning}}},
+		{name: "review-overdue", replace: [2]string{"last_review: 2026-03-01", "last_review: 2025-11-01"}, usage: used, modTime: recent, want: []idSev{{ReviewOverdue, conf.Error}}},
+		{name: "no-owner", replace: [2]string{"owner: payments-team", "owner: \"\""}, usage: used, modTime: recent, want: []idSev{{NoOwner, conf.Warning}}},
 		{name: "file-secret-older-than-max-age", usage: used,
 			modTime: func(p string) (time.Time, error) {
 				if p != "/etc/portcullis/keys/pay.key" {
 					return time.Time{}, errors.New("unexpected path " + p)
 				}
 				return auditNow.Add(-100 * 24 * time.Hour), nil
-			}, want: []idSev{{CredentialTooOld, Error}}},
+			}, want: []idSev{{CredentialTooOld, conf.Error}}},
 		{name: "version-in-use-longer-than-max-age", modTime: func(string) (time.Time, error) { return time.Time{}, errors.New("no file") },
 			usage: Records{rec("2026-08-01", "billing", "GET", "/v1/charges/{id}", 100, false, "v2"), used[0], used[1]},
-			want:  []idSev{{CredentialTooOld, Error}}},
+			want:  []idSev{{CredentialTooOld, conf.Error}}},
 		{name: "age-unknown-offline", usage: Records{{Time: auditNow.Add(-time.Hour), Caller: "billing", Integration: "payments", Method: "GET", Route: "/v1/charges/{id}"},
 			{Time: auditNow.Add(-time.Hour), Caller: "support", Integration: "payments", Method: "GET", Route: "/v1/charges/{id}"}},
-			modTime: func(string) (time.Time, error) { return time.Time{}, errors.New("no file") }, want: []idSev{{CredentialAgeUnkown, Info}}},
-		{name: "caller-and-grant-unused", usage: used[:1], modTime: recent, want: []idSev{{CallerUnused, Warning}, {RouteGrantUnused, Warning}}},
+			modTime: func(string) (time.Time, error) { return time.Time{}, errors.New("no file") }, want: []idSev{{CredentialAgeUnkown, conf.Info}}},
+		{name: "caller-and-grant-unused", usage: used[:1], modTime: recent, want: []idSev{{CallerUnused, conf.Warning}, {RouteGrantUnused, conf.Warning}}},
 		{name: "credential-unused", usage: Records{rec("2026-09-01", "billing", "GET", "/v1/charges/{id}", 100, false, "v2"), {Time: auditNow.Add(-time.Hour), Caller: "billing", Integration: "other"}},
-			modTime: recent, want: []idSev{{CallerUnused, Warning}, {RouteGrantUnused, Warning}, {CredentialUnused, Warning}}},
+			modTime: recent, want: []idSev{{CallerUnused, conf.Warning}, {RouteGrantUnused, conf.Warning}, {CredentialUnused, conf.Warning}}},
 		{name: "sla-uptime-and-latency-breached", modTime: recent, usage: Records{
 			rec("2026-11-20", "billing", "GET", "/v1/charges/{id}", 900, true, "v2"),
 			rec("2026-11-21", "support", "GET", "/v1/charges/{id}", 100, false, "v2")},
-			want: []idSev{{SLAUptimeBreach, Warning}, {SLALatencyBreach, Warning}}},
+			want: []idSev{{SLAUptimeBreach, conf.Warning}, {SLALatencyBreach, conf.Warning}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

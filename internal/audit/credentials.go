@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
@@ -85,12 +86,12 @@ func (a *auditor) credentials() {
 		switch {
 		case c.MaxAge.D > 0 && known && age > c.MaxAge.D:
 			row.Status = "too old"
-			a.add(CredentialTooOld, Error, subject, p+".max_age",
+			a.add(CredentialTooOld, conf.Error, subject, p+".max_age",
 				"Rotate it at the source ("+strings.Join(row.Refs, ", ")+"); the gateway picks the new value up without a restart.",
 				"credential is at least %d days old (%s), past its max_age of %d days", row.AgeDays, row.AgeBasis, row.MaxAgeDays)
 		case c.MaxAge.D > 0 && !known:
 			row.Status = "age unknown"
-			a.add(CredentialAgeUnkown, Info, subject, p,
+			a.add(CredentialAgeUnkown, conf.Info, subject, p,
 				"Check the creation time in the secret store, or on a running gateway in GET /api/v1/integrations (credential status).",
 				"age unknown offline: %s carries no creation time the audit can read, and no usage record names a version", strings.Join(row.Refs, ", "))
 		default:
@@ -100,7 +101,7 @@ func (a *auditor) credentials() {
 			if row.Status == "ok" {
 				row.Status = "unused"
 			}
-			a.add(CredentialUnused, Warning, subject, p,
+			a.add(CredentialUnused, conf.Warning, subject, p,
 				"If no service needs this vendor any more, revoke the key at the vendor and remove the integration.",
 				"no call used this credential in %d days (last use: %s): a leftover key from an old project?", a.o.UnusedDays, a.lastUse(name))
 		}

@@ -1,27 +1,6 @@
 package audit
 
-// Severity of a finding, lowest first.
-type Severity int
-
-// Severities: Error fails the audit; Warning fails it with --strict.
-const (
-	Info Severity = iota
-	Warning
-	Error
-)
-
-func (s Severity) String() string {
-	switch s {
-	case Error:
-		return "error"
-	case Warning:
-		return "warning"
-	}
-	return "info"
-}
-
-// MarshalText writes the severity's name.
-func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+import "github.com/portcullis-dev/portcullis/internal/conf"
 
 // Finding ids.
 const (
@@ -50,8 +29,8 @@ const (
 
 // Finding is one thing the audit wants someone to act on.
 type Finding struct {
-	ID       string   `json:"id"`
-	Severity Severity `json:"severity"`
+	ID       string        `json:"id"`
+	Severity conf.Severity `json:"severity"`
 	// Subject names what the finding is about: "payments credential",
 	// "caller billing", "sms vendor".
 	Subject string `json:"subject"`

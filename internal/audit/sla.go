@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
 // SLARow is one integration's month measured from the gateway's records.
@@ -47,14 +49,14 @@ func (a *auditor) sla() {
 				row.SLAUptime, row.SLAP99MS = s.Uptime, float64(s.P99Latency.D.Milliseconds())
 				if s.Uptime > 0 && row.Uptime < s.Uptime {
 					row.Met = false
-					a.add(SLAUptimeBreach, Warning, name+" vendor", p+".uptime",
+					a.add(SLAUptimeBreach, conf.Warning, name+" vendor", p+".uptime",
 						"Raise it with the vendor (service credits) and check that the breaker and fallbacks covered the failures.",
 						"%s: uptime %s%% (%d of %d calls failed by the vendor) is below the promised %s%%",
 						m, pct(row.Uptime), t.failed, t.calls, pct(s.Uptime))
 				}
 				if s.P99Latency.D > 0 && row.P99MS > row.SLAP99MS {
 					row.Met = false
-					a.add(SLALatencyBreach, Warning, name+" vendor", p+".p99_latency",
+					a.add(SLALatencyBreach, conf.Warning, name+" vendor", p+".p99_latency",
 						"Raise it with the vendor; check the integration's timeouts still fit.",
 						"%s: p99 latency %.0fms is above the promised %.0fms", m, row.P99MS, row.SLAP99MS)
 				}

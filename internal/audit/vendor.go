@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
@@ -36,20 +37,20 @@ func (a *auditor) vendors() {
 		subject := name + " vendor"
 		v := in.Vendor
 		if v == nil {
-			a.add(NoVendorRecord, Warning, subject, p,
+			a.add(NoVendorRecord, conf.Warning, subject, p,
 				"Add a vendor: block (owner, data_classes, certifications, pentest, policies, contract, sla, last_review, review_every) next to the integration.",
 				"no vendor due-diligence record")
 			continue
 		}
 		p += ".vendor"
 		if strings.TrimSpace(v.Owner) == "" {
-			a.add(NoOwner, Warning, subject, p, "Set vendor.owner to the team that answers for this vendor.", "no owner")
+			a.add(NoOwner, conf.Warning, subject, p, "Set vendor.owner to the team that answers for this vendor.", "no owner")
 		}
 		a.certifications(subject, p, v)
 		a.pentest(subject, p, v.Pentest)
 		for _, pk := range policyKeys {
 			if !hasPolicy(v.Policies, pk.keys) {
-				a.add(pk.id, Warning, subject, p+".policies", "Ask the vendor for it and link it under vendor.policies."+pk.keys[0]+".", "%s", pk.what)
+				a.add(pk.id, conf.Warning, subject, p+".policies", "Ask the vendor for it and link it under vendor.policies."+pk.keys[0]+".", "%s", pk.what)
 			}
 		}
 		a.contract(subject, p, v)
@@ -75,17 +76,17 @@ func (a *auditor) certifications(subject, p string, v *config.Vendor) {
 		exp := c.Expires.T
 		switch {
 		case exp.IsZero():
-			a.add(CertExpiring, Warning, subject, cp, "Record the certificate's expiry date (expires: YYYY-MM-DD).", "%s has no expiry date on record", c.Name)
+			a.add(CertExpiring, conf.Warning, subject, cp, "Record the certificate's expiry date (expires: YYYY-MM-DD).", "%s has no expiry date on record", c.Name)
 		case !a.o.Now.Before(exp):
-			a.add(CertExpired, Error, subject, cp+".expires", "Ask the vendor for the current report or certificate and update expires:.",
+			a.add(CertExpired, conf.Error, subject, cp+".expires", "Ask the vendor for the current report or certificate and update expires:.",
 				"%s expired on %s (%d days ago)", c.Name, date(exp), days(a.o.Now.Sub(exp)))
 		case exp.Sub(a.o.Now) <= a.o.ExpiringWithin:
-			a.add(CertExpiring, Warning, subject, cp+".expires", "Ask the vendor now for the renewed report or certificate.",
+			a.add(CertExpiring, conf.Warning, subject, cp+".expires", "Ask the vendor now for the renewed report or certificate.",
 				"%s expires on %s (in %d days)", c.Name, date(exp), days(exp.Sub(a.o.Now)))
 		}
 	}
 	if !baseline {
-		a.add(CertMissing, Warning, subject, p+".certifications",
+		a.add(CertMissing, conf.Warning, subject, p+".certifications",
 			"Ask for a SOC 2 Type II report or ISO 27001 certificate and record it with its expiry.",
 			"no SOC 2 Type II or ISO 27001 certification on record")
 	}
@@ -94,14 +95,14 @@ func (a *auditor) certifications(subject, p string, v *config.Vendor) {
 func (a *auditor) pentest(subject, p string, pt *config.Pentest) {
 	switch {
 	case pt == nil || pt.Last.T.IsZero():
-		a.add(PentestStale, Warning, subject, p, "Ask for the summary of the vendor's last penetration test and record pentest: {last, summary}.",
+		a.add(PentestStale, conf.Warning, subject, p, "Ask for the summary of the vendor's last penetration test and record pentest: {last, summary}.",
 			"no penetration test on record")
 	case a.o.Now.Sub(pt.Last.T) > a.o.PentestMaxAge:
-		a.add(PentestStale, Warning, subject, p+".pentest.last", "Ask for the summary of a penetration test from the last 12 months.",
+		a.add(PentestStale, conf.Warning, subject, p+".pentest.last", "Ask for the summary of a penetration test from the last 12 months.",
 			"last penetration test %s is %d days old (more than a year)", date(pt.Last.T), days(a.o.Now.Sub(pt.Last.T)))
 	}
 	if pt != nil && !pt.Last.T.IsZero() && strings.TrimSpace(pt.Summary) == "" {
-		a.add(PentestStale, Warning, subject, p+".pentest", "Link the summary under pentest.summary.", "penetration test has no summary on record")
+		a.add(PentestStale, conf.Warning, subject, p+".pentest", "Link the summary under pentest.summary.", "penetration test has no summary on record")
 	}
 }
 
@@ -124,7 +125,7 @@ func (a *auditor) contract(subject, p string, v *config.Vendor) {
 		gaps = append(gaps, "audit rights")
 	}
 	if len(gaps) > 0 {
-		a.add(ContractGap, Warning, subject, p+".contract",
+		a.add(ContractGap, conf.Warning, subject, p+".contract",
 			"Record the terms (contract: {incident_notification: 24h, response_sla: 4h, audit_rights: true}, sla: {uptime: 99.9}), or negotiate them at renewal.",
 			"contract terms missing: %s", strings.Join(gaps, ", "))
 	}
@@ -132,7 +133,7 @@ func (a *auditor) contract(subject, p string, v *config.Vendor) {
 
 func (a *auditor) review(subject, p string, v *config.Vendor) {
 	if v.LastReview.T.IsZero() {
-		a.add(ReviewOverdue, Warning, subject, p, "Review the vendor and record last_review: YYYY-MM-DD and review_every: 365d.", "never reviewed (no last_review)")
+		a.add(ReviewOverdue, conf.Warning, subject, p, "Review the vendor and record last_review: YYYY-MM-DD and review_every: 365d.", "never reviewed (no last_review)")
 		return
 	}
 	every := v.ReviewEvery.D
@@ -141,7 +142,7 @@ func (a *auditor) review(subject, p string, v *config.Vendor) {
 	}
 	due := v.LastReview.T.Add(every)
 	if !a.o.Now.Before(due) {
-		a.add(ReviewOverdue, Error, subject, p+".last_review", "Review the vendor now and update last_review.",
+		a.add(ReviewOverdue, conf.Error, subject, p+".last_review", "Review the vendor now and update last_review.",
 			"review overdue: last %s, due %s (%d days ago)", date(v.LastReview.T), date(due), days(a.o.Now.Sub(due)))
 	}
 }

@@ -5,26 +5,59 @@ import (
 	"strings"
 )
 
-// Severity of a Problem.
+// Severity of a config Problem and of every finding Portcullis reports
+// (check, audit, the SDK scan), lowest first, so findings sort by it. The
+// zero value is Error: a Problem raised without a severity fails closed.
 type Severity int
 
 const (
-	// Error makes the config unusable.
-	Error Severity = iota
-	// Warning is legal but risky.
+	// Info is worth knowing; it never fails a command.
+	Info Severity = iota - 2
+	// Warning is legal but risky; it fails a command run with --strict.
 	Warning
+	// Error makes the config unusable, or fails the audit.
+	Error
 )
 
+// String is the severity's name: "info", "warning" or "error".
 func (s Severity) String() string {
-	if s == Warning {
+	switch s {
+	case Info:
+		return "info"
+	case Warning:
 		return "warning"
 	}
 	return "error"
 }
 
+// ParseSeverity reads a name String writes.
+func ParseSeverity(name string) (Severity, error) {
+	for _, s := range []Severity{Info, Warning, Error} {
+		if name == s.String() {
+			return s, nil
+		}
+	}
+	return Error, fmt.Errorf("unknown severity %q: want info, warning or error", name)
+}
+
+// MarshalText writes the severity's name.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a severity's name.
+func (s *Severity) UnmarshalText(b []byte) error {
+	v, err := ParseSeverity(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
 // Problem is one finding about a config file.
 type Problem struct {
 	Severity Severity
+	// Code is the kind of problem; empty means ConfigInvalid.
+	Code Code
 	// Path is the config path, e.g. integrations.payments.egress.allow[0].
 	Path string
 	Line int
@@ -51,6 +84,7 @@ func (p Problem) String() string {
 // stopping at the first, so one `check` run lists them all.
 type Report struct {
 	prefix string
+	code   Code
 	list   *[]Problem
 }
 
@@ -59,7 +93,13 @@ func NewReport(prefix string) *Report { return &Report{prefix: prefix, list: new
 
 // At returns a Report for the part of the Spec at path; its problems land
 // in r.
-func (r *Report) At(path string) *Report { return &Report{prefix: r.join(path), list: r.list} }
+func (r *Report) At(path string) *Report {
+	return &Report{prefix: r.join(path), code: r.code, list: r.list}
+}
+
+// Coded returns a Report that records its problems with code c, e.g.
+// r.Coded(NoTimeouts).Warnf("timeouts", "no timeouts set: …").
+func (r *Report) Coded(c Code) *Report { return &Report{prefix: r.prefix, code: c, list: r.list} }
 
 // Errorf records a problem that makes the config unusable.
 func (r *Report) Errorf(path, format string, args ...any) { r.add(Error, path, format, args...) }
@@ -81,7 +121,7 @@ func (r *Report) HasErrors() bool {
 }
 
 func (r *Report) add(sev Severity, path, format string, args ...any) {
-	*r.list = append(*r.list, Problem{Severity: sev, Path: r.join(path), Msg: fmt.Sprintf(format, args...)})
+	*r.list = append(*r.list, Problem{Severity: sev, Code: r.code, Path: r.join(path), Msg: fmt.Sprintf(format, args...)})
 }
 
 func (r *Report) join(path string) string {

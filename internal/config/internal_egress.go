@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/portcullis-dev/portcullis/internal/egress"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
 // gatewayEgress checks that every connection the gateway opens on its own
@@ -20,9 +21,9 @@ func (v *validator) gatewayEgress() {
 		ap := fmt.Sprintf("internal_egress.allow[%d]", i)
 		switch {
 		case strings.Contains(a, "*"):
-			v.errf(ap, "internal egress entry %q: wildcards are not allowed here (private addresses are reachable through these entries): list each internal host:port", a)
+			v.errc(conf.InternalEgressEntry, ap, "internal egress entry %q: wildcards are not allowed here (private addresses are reachable through these entries): list each internal host:port", a)
 		case !egress.HostPortShape(a):
-			v.errf(ap, "internal egress entry %q: must be host:port, e.g. vault.corp.example:8200 or 127.0.0.1:7000", a)
+			v.errc(conf.InternalEgressEntry, ap, "internal egress entry %q: must be host:port, e.g. vault.corp.example:8200 or 127.0.0.1:7000", a)
 		}
 	}
 	for _, name := range sortedKeys(c.Integrations) {
@@ -36,7 +37,7 @@ func (v *validator) gatewayEgress() {
 			continue // a malformed URL is reported by credential()
 		}
 		hp := net.JoinHostPort(host, port)
-		v.errf(p+".credential.token_url",
+		v.errc(conf.TokenURLOffEgress, p+".credential.token_url",
 			"host %s is not on %s.egress.allow (line %d), so the token request would be refused: add %q to %s.egress.allow (token requests go through the integration's egress guard)",
 			hp, p, c.Line(p+".egress.allow"), hp, p)
 	}
@@ -65,10 +66,10 @@ func (v *validator) internalTarget(path, raw string) {
 	}
 	hp := net.JoinHostPort(host, port)
 	if len(v.cfg.InternalEgress.Allow) == 0 {
-		v.errf(path, "host %s is not on internal_egress.allow, so the gateway would refuse to connect: add `internal_egress: {allow: [%q]}` at the top level of the file", hp, hp)
+		v.errc(conf.InternalNotAllowed, path, "host %s is not on internal_egress.allow, so the gateway would refuse to connect: add `internal_egress: {allow: [%q]}` at the top level of the file", hp, hp)
 		return
 	}
-	v.errf(path, "host %s is not on internal_egress.allow (line %d), so the gateway would refuse to connect: add %q to internal_egress.allow", hp, v.cfg.Line("internal_egress.allow"), hp)
+	v.errc(conf.InternalNotAllowed, path, "host %s is not on internal_egress.allow (line %d), so the gateway would refuse to connect: add %q to internal_egress.allow", hp, v.cfg.Line("internal_egress.allow"), hp)
 }
 
 // urlHostPort returns the host (without brackets) and port of an http(s)

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/conf"
+)
 
 // ListenerLimits bound each listener on its own, so that one listener
 // (above all webhook_listen, which faces the internet) can never starve
@@ -108,13 +112,13 @@ func (v *validator) listenerLimits() {
 		}
 		// Negative durations are refused by Duration's parser.
 		if l.ReadHeaderTimeout.D == 0 {
-			v.warnf(path+".read_header_timeout", "%s: a client may hold a connection for ever without sending a request", ListenerBoundOff)
+			v.warnc(conf.ListenerUnbounded, path+".read_header_timeout", "%s: a client may hold a connection for ever without sending a request", ListenerBoundOff)
 		}
 		if l.IdleTimeout.D == 0 {
-			v.warnf(path+".idle_timeout", "%s: idle keep-alive connections stay open for ever (they count against max_conns)", ListenerBoundOff)
+			v.warnc(conf.ListenerUnbounded, path+".idle_timeout", "%s: idle keep-alive connections stay open for ever (they count against max_conns)", ListenerBoundOff)
 		}
 		if l.ReadTimeout.D == 0 && l.BodyStallTimeout.D == 0 {
-			v.warnf(path+".read_timeout", "%s: with body_stall_timeout 0 too, a client may trickle a request body for ever", ListenerBoundOff)
+			v.warnc(conf.ListenerUnbounded, path+".read_timeout", "%s: with body_stall_timeout 0 too, a client may trickle a request body for ever", ListenerBoundOff)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,11 +21,21 @@ type validator struct {
 	problems []Problem
 }
 
-func (v *validator) add(sev Severity, path, format string, args ...any) {
-	v.problems = append(v.problems, Problem{Severity: sev, Path: path, Line: v.cfg.Line(path), Msg: fmt.Sprintf(format, args...)})
+func (v *validator) add(sev Severity, code conf.Code, path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Severity: sev, Code: code, Path: path, Line: v.cfg.Line(path), Msg: fmt.Sprintf(format, args...)})
 }
-func (v *validator) errf(path, format string, args ...any)  { v.add(Error, path, format, args...) }
-func (v *validator) warnf(path, format string, args ...any) { v.add(Warning, path, format, args...) }
+func (v *validator) errf(path, format string, args ...any) { v.add(Error, "", path, format, args...) }
+func (v *validator) warnf(path, format string, args ...any) {
+	v.add(Warning, "", path, format, args...)
+}
+
+// errc and warnc record a problem of a kind lint reports under its own id.
+func (v *validator) errc(code conf.Code, path, format string, args ...any) {
+	v.add(Error, code, path, format, args...)
+}
+func (v *validator) warnc(code conf.Code, path, format string, args ...any) {
+	v.add(Warning, code, path, format, args...)
+}
 
 // adopt takes the problems a component Spec's Validate recorded (paths
 // already prefixed with the Spec's config path) and gives each the line
@@ -47,7 +58,11 @@ var scalarIface = reflect.TypeOf((*scalarErr)(nil)).Elem()
 func (v *validator) scalars(rv reflect.Value, path string) {
 	if rv.Type().Implements(scalarIface) {
 		if line, err := rv.Interface().(scalarErr).ScalarError(); err != nil {
-			v.problems = append(v.problems, Problem{Path: path, Line: line, Msg: err.Error()})
+			p := Problem{Path: path, Line: line, Msg: err.Error()}
+			if errors.Is(err, conf.ErrPlainSecret) {
+				p.Code = conf.PlainSecret
+			}
+			v.problems = append(v.problems, p)
 		}
 		return
 	}
@@ -120,7 +135,7 @@ func (v *validator) validate() {
 	}
 	v.listenerLimits()
 	if !c.Server.AdminToken.IsSet() {
-		v.warnf("server.admin_token", "no admin token: the admin API (/metrics, /api/v1, /ui/) refuses everything but /healthz and /readyz")
+		v.warnc(conf.NoAdminToken, "server.admin_token", "no admin token: the admin API (/metrics, /api/v1, /ui/) refuses everything but /healthz and /readyz")
 	}
 	if t := c.Server.TLS; t != nil {
 		if t.Cert == "" || t.Key == "" {
@@ -212,18 +227,18 @@ func (v *validator) callers() {
 			v.errf(p, "caller name must be lower-case letters, digits, _ and - (max 63)")
 		}
 		if c == nil || len(c.Tokens) == 0 && len(c.MTLSSubjects) == 0 {
-			v.warnf(p, "caller has neither tokens nor mtls_subjects, so it can never authenticate")
+			v.warnc(conf.CallerUnreachable, p, "caller has neither tokens nor mtls_subjects, so it can never authenticate")
 			continue
 		}
 		for i, t := range c.Tokens {
 			tp := fmt.Sprintf("%s.tokens[%d]", p, i)
 			if !reToken.MatchString(t) {
 				// Never echo it: a raw token pasted here is a secret.
-				v.errf(tp, "must be a token hash \"sha256:<64 hex>\" from `portcullis token new`, not a raw token")
+				v.errc(conf.PlainSecret, tp, "must be a token hash \"sha256:<64 hex>\" from `portcullis token new`, not a raw token")
 				continue
 			}
 			if other, ok := seen[t]; ok && other != name {
-				v.errf(tp, "the same token hash is also given to caller %q: each caller needs its own token", other)
+				v.errc(conf.SharedIdentity, tp, "the same token hash is also given to caller %q: each caller needs its own token", other)
 			}
 			seen[t] = name
 		}
@@ -253,7 +268,7 @@ func (v *validator) integration(name string, in *Integration) {
 	v.adopt(r)
 	if up != nil {
 		if up.Scheme == "http" {
-			v.warnf(p+".upstream", "plain http: the credential and data cross the network unencrypted")
+			v.warnc(conf.PlainHTTP, p+".upstream", "plain http: the credential and data cross the network unencrypted")
 		}
 		port := up.Port()
 		if port == "" {

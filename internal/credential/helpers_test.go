@@ -10,20 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
-// fakeClock is an injected clock for cache ages, token lifetimes and back-off.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the injected clock for cache ages, token lifetimes and back-off.
+type fakeClock = clock.Fake
 
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func newClock() *fakeClock { return clock.NewFake(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)) }
 
 // syncBuffer is a log sink safe for concurrent writers.
 type syncBuffer struct {
@@ -49,7 +43,7 @@ func testOptions(clock *fakeClock) (Options, *syncBuffer) {
 		VaultHTTPClient: &http.Client{Transport: testBase()},
 	}
 	if clock != nil {
-		o.Now = clock.Now
+		o.Clock = clock
 	}
 	return o, buf
 }

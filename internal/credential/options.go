@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -23,9 +24,9 @@ type Options struct {
 	// only ever sit on the outbound clone of a request. Nil means nothing is
 	// registered (tests only).
 	Scrubber *secret.Scrubber
-	// Now is the clock; nil means time.Now. Cache ages, token lifetimes,
-	// back-off and JWT iat/exp all read it.
-	Now func() time.Time
+	// Clock is the clock; nil means clock.System. Cache ages, token
+	// lifetimes, back-off and JWT iat/exp all read it.
+	Clock clock.Clock
 	// Vault configures the vault: provider.
 	Vault VaultOptions
 	// HTTPClient is used for OAuth2 token endpoints. The gateway passes one
@@ -105,12 +106,7 @@ func (o *Options) logger() *slog.Logger {
 	return o.Logger
 }
 
-func (o *Options) now() time.Time {
-	if o.Now == nil {
-		return time.Now()
-	}
-	return o.Now()
-}
+func (o *Options) now() time.Time { return clock.Or(o.Clock).Now() }
 
 func (o *Options) fetchTimeout() time.Duration {
 	if o.FetchTimeout <= 0 {

@@ -136,7 +136,7 @@ func (s *Spec) Provision() {
 // Specs and is checked by the config package.
 func (s *Spec) Validate(r *conf.Report) {
 	if s == nil {
-		r.Warnf("", "no credential: calls go to the vendor unauthenticated")
+		r.Coded(conf.NoCredential).Warnf("", "no credential: calls go to the vendor unauthenticated")
 		return
 	}
 	needSecret := func() {
@@ -180,7 +180,7 @@ func (s *Spec) Validate(r *conf.Report) {
 			r.Errorf("auth_method", "must be basic, post or private_key_jwt")
 		}
 		if len(s.Scopes) == 0 {
-			r.Warnf("scopes", "no scopes requested: the token gets the client's default scope, often more than needed")
+			r.Coded(conf.NoScopes).Warnf("scopes", "no scopes requested: the token gets the client's default scope, often more than needed")
 		}
 	case "jwt_bearer":
 		if !s.PrivateKey.Given() {

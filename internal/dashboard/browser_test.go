@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -94,13 +95,13 @@ func within[T any](t *testing.T, ctx context.Context, d time.Duration, what stri
 // seedHistory feeds the series an hour of synthetic traffic ending a
 // minute ago, so the sparklines have a shape, and the store a month of
 // usage records, so the SLA column has numbers (maps' p99 is over its
-// 300 ms SLA). The live traffic the test drives comes after both. clock is
+// 300 ms SLA). The live traffic the test drives comes after both. clk is
 // the series' clock.
-func seedHistory(t *testing.T, r *rig, clock *shiftClock) {
+func seedHistory(t *testing.T, r *rig, clk *shiftClock) {
 	t.Helper()
 	base := time.Now()
 	for i := Buckets - 1; i >= 2; i-- {
-		clock.set(base.Add(-time.Duration(i) * BucketWidth))
+		clk.set(base.Add(-time.Duration(i) * BucketWidth))
 		n := 30 + int(12*math.Sin(float64(i)/9))
 		for k := range n {
 			for _, name := range []string{"payments", "maps"} {
@@ -116,7 +117,7 @@ func seedHistory(t *testing.T, r *rig, clock *shiftClock) {
 			}
 		}
 	}
-	clock.set(time.Time{})
+	clk.set(time.Time{})
 	var recs []store.UsageRecord
 	k := 0
 	for at := monthStart(base); at.Before(base.Add(-5 * time.Minute)); at = at.Add(10 * time.Minute) {
@@ -130,14 +131,15 @@ func seedHistory(t *testing.T, r *rig, clock *shiftClock) {
 	}
 }
 
-// shiftClock is time.Now unless set.
+// shiftClock is the system clock unless set.
 type shiftClock struct {
+	clock.Clock
 	mu sync.Mutex
 	t  time.Time
 }
 
 func (c *shiftClock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-func (c *shiftClock) now() time.Time {
+func (c *shiftClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.t.IsZero() {
@@ -153,9 +155,9 @@ const healthOf = `(() => { const c = document.getElementById('int-%s'); return c
 // and see calls refused, log out; no secret on the page.
 func TestBrowser(t *testing.T) {
 	ctx := browser(t)
-	clock := &shiftClock{}
+	clk := &shiftClock{Clock: clock.System()}
 	r := newRig(t, rigOptions{
-		seriesNow: clock.now, secure: true,
+		seriesClock: clk, secure: true,
 		anomalies: func(int) any {
 			return []map[string]any{{
 				"kind": "schema_drift", "integration": "payments", "route": "GET /v1/charges/{id}",
@@ -169,7 +171,7 @@ func TestBrowser(t *testing.T) {
 				"evidence": canaryAdmin}}
 		},
 	})
-	seedHistory(t, r, clock)
+	seedHistory(t, r, clk)
 	dir := screenshotDir(t)
 
 	// 1. Log in: the dashboard redirects to the form; a wrong token is refused.

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
@@ -66,8 +67,8 @@ type Options struct {
 	Chaos http.Handler
 	// Logger receives logins, logouts and every action with who did it.
 	Logger *slog.Logger
-	// Now is the clock for sessions, SLA and ages (nil: time.Now).
-	Now func() time.Time
+	// Clock is the clock for sessions, SLA and ages (nil: clock.System).
+	Clock clock.Clock
 	// Secure sets the Secure flag on the session cookie. Set it whenever
 	// the admin listener is reached over HTTPS, and on plain http to
 	// loopback too: browsers treat http://127.0.0.1 and http://localhost as
@@ -96,11 +97,9 @@ const maxLoginBody = 4 << 10
 
 // New returns a Dashboard; mount it with Mount.
 func New(o Options) *Dashboard {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Series == nil {
-		o.Series = NewSeries(o.Now)
+		o.Series = NewSeries(o.Clock)
 	}
 	log := o.Logger
 	if log == nil {
@@ -108,14 +107,14 @@ func New(o Options) *Dashboard {
 	}
 	static, _ := fs.Sub(assets, "assets/static") // a compile-time path: cannot fail
 	d := &Dashboard{
-		o: o, log: log, now: o.Now, sessions: newSessions(o.Now),
+		o: o, log: log, now: o.Clock.Now, sessions: newSessions(o.Clock.Now),
 		xorigin:  http.NewCrossOriginProtection(),
-		failures: newThrottle(o.Now),
+		failures: newThrottle(o.Clock.Now),
 		login:    template.Must(template.ParseFS(assets, "assets/login.html")),
 		static:   static,
 	}
 	if o.Usage != nil {
-		d.sla = newSLATracker(o.Usage, o.Now)
+		d.sla = newSLATracker(o.Usage, o.Clock)
 	}
 	return d
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/chaos"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/egress"
@@ -127,10 +128,10 @@ type rig struct {
 }
 
 type rigOptions struct {
-	seriesNow func() time.Time
-	secure    bool
-	anomalies func(int) any
-	findings  func() any
+	seriesClock clock.Clock
+	secure      bool
+	anomalies   func(int) any
+	findings    func() any
 }
 
 func newRig(t *testing.T, ro rigOptions) *rig {
@@ -152,7 +153,7 @@ func newRig(t *testing.T, ro rigOptions) *rig {
 	}
 	// No scrubber on purpose: a leak must show in the logs, not be masked.
 	log := observe.NewLogger(r.logs, "debug", "json", nil)
-	r.series = NewSeries(ro.seriesNow)
+	r.series = NewSeries(ro.seriesClock)
 	r.store = store.NewMemory(nil)
 	r.chaos = chaos.NewInjector(nil, true, nil)
 	resolver := credential.NewResolver(credential.Options{Logger: log})

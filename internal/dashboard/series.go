@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 )
 
@@ -127,17 +128,14 @@ type ring struct {
 // It works with no Prometheus and forgets everything on restart. Safe for
 // concurrent use.
 type Series struct {
-	now func() time.Time
+	clk clock.Clock
 	mu  sync.RWMutex
 	m   map[string]*ring
 }
 
-// NewSeries returns an empty Series reading time from now (nil: time.Now).
-func NewSeries(now func() time.Time) *Series {
-	if now == nil {
-		now = time.Now
-	}
-	return &Series{now: now, m: map[string]*ring{}}
+// NewSeries returns an empty Series reading time from clk (nil: clock.System).
+func NewSeries(clk clock.Clock) *Series {
+	return &Series{clk: clock.Or(clk), m: map[string]*ring{}}
 }
 
 // Observe adds one finished request. It is meant for gateway.Options.OnRecord:
@@ -156,7 +154,7 @@ func (s *Series) Observe(r *observe.Record) {
 	if rg == nil {
 		return
 	}
-	epoch := s.now().UnixNano() / int64(BucketWidth)
+	epoch := s.clk.Now().UnixNano() / int64(BucketWidth)
 	rg.mu.Lock()
 	b := &rg.b[epoch%Buckets]
 	if b.epoch != epoch {
@@ -233,7 +231,7 @@ type Snapshot struct {
 
 // Snapshot copies name's last hour; an integration never seen has zeros.
 func (s *Series) Snapshot(name string) Snapshot {
-	now := s.now()
+	now := s.clk.Now()
 	cur := now.UnixNano() / int64(BucketWidth)
 	var b [Buckets]bucket
 	s.mu.RLock()

@@ -8,21 +8,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 )
-
-// fakeClock is a settable clock for tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // t0 is 02:00:00 UTC, the start of a bucket.
 var t0 = time.Date(2026, 7, 14, 2, 0, 0, 0, time.UTC)
@@ -71,8 +59,8 @@ func TestQuantileAccuracy(t *testing.T) {
 }
 
 func TestSeriesWindow(t *testing.T) {
-	clk := &fakeClock{t: t0}
-	s := NewSeries(clk.now)
+	clk := clock.NewFake(t0)
+	s := NewSeries(clk)
 	recs := []observe.Record{
 		{Integration: "payments", Status: 200, Attempts: 1, UpstreamLatency: 40 * time.Millisecond},
 		{Integration: "payments", Status: 200, Attempts: 1, UpstreamLatency: 60 * time.Millisecond},
@@ -86,7 +74,7 @@ func TestSeriesWindow(t *testing.T) {
 	for i := range recs {
 		s.Observe(&recs[i])
 	}
-	clk.advance(15 * time.Second)
+	clk.Advance(15 * time.Second)
 	got := s.Snapshot("payments").Minute
 	want := Window{
 		Seconds: 45, Requests: 6, RPS: round2(6.0 / 45), Rate4xx: round4(1.0 / 6), Rate5xx: round4(2.0 / 6),
@@ -108,8 +96,8 @@ func TestSeriesWindow(t *testing.T) {
 }
 
 func TestSeriesAgesOut(t *testing.T) {
-	clk := &fakeClock{t: t0}
-	s := NewSeries(clk.now)
+	clk := clock.NewFake(t0)
+	s := NewSeries(clk)
 	rec := &observe.Record{Integration: "payments", Status: 500, Attempts: 1, UpstreamLatency: time.Millisecond}
 	s.Observe(rec)
 	steps := []struct {
@@ -125,7 +113,7 @@ func TestSeriesAgesOut(t *testing.T) {
 		{"after-61m", 2 * time.Minute, 0, 0},
 	}
 	for _, st := range steps {
-		clk.advance(st.advance)
+		clk.Advance(st.advance)
 		snap := s.Snapshot("payments")
 		var hour uint32
 		for _, n := range snap.Sparks.C5xx {
@@ -143,13 +131,13 @@ func TestSeriesAgesOut(t *testing.T) {
 }
 
 func TestSeriesSparksOrder(t *testing.T) {
-	clk := &fakeClock{t: t0}
-	s := NewSeries(clk.now)
+	clk := clock.NewFake(t0)
+	s := NewSeries(clk)
 	for i := range 3 {
 		for range i + 1 {
 			s.Observe(&observe.Record{Integration: "maps", Status: 200, Attempts: 1})
 		}
-		clk.advance(BucketWidth)
+		clk.Advance(BucketWidth)
 	}
 	sp := s.Snapshot("maps").Sparks
 	if len(sp.Requests) != Buckets {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -72,7 +73,7 @@ func slaCounts(r store.UsageRecord) (call, failed bool) {
 // since then is re-read on each refresh.
 type slaTracker struct {
 	usage store.Usage
-	now   func() time.Time
+	clk   clock.Clock
 
 	mu       sync.Mutex
 	month    time.Time // start of the month the aggregates are for
@@ -83,8 +84,8 @@ type slaTracker struct {
 	running  chan struct{} // non-nil while a refresh runs
 }
 
-func newSLATracker(u store.Usage, now func() time.Time) *slaTracker {
-	return &slaTracker{usage: u, now: now, agg: map[string]*slaAgg{}, result: map[string]slaAgg{}}
+func newSLATracker(u store.Usage, clk clock.Clock) *slaTracker {
+	return &slaTracker{usage: u, clk: clk, agg: map[string]*slaAgg{}, result: map[string]slaAgg{}}
 }
 
 func monthStart(t time.Time) time.Time {
@@ -95,7 +96,7 @@ func monthStart(t time.Time) time.Time {
 // refresh scans what is new since the last refresh. Only one runs at a
 // time; concurrent callers wait for it (or their ctx).
 func (t *slaTracker) refresh(ctx context.Context) error {
-	now := t.now()
+	now := t.clk.Now()
 	ms := monthStart(now)
 	t.mu.Lock()
 	if t.running != nil {
@@ -187,7 +188,7 @@ func (t *slaTracker) refresh(ctx context.Context) error {
 // background and a later poll shows it.
 func (t *slaTracker) maybeRefresh(wait time.Duration, log func(error)) {
 	t.mu.Lock()
-	due := t.running == nil && t.now().Sub(t.lastScan) >= slaRefreshEvery
+	due := t.running == nil && t.clk.Now().Sub(t.lastScan) >= slaRefreshEvery
 	t.mu.Unlock()
 	if !due {
 		return

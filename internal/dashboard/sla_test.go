@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -17,8 +18,8 @@ func usage(at time.Time, name string, status int, failed bool, ms float64) store
 }
 
 func TestSLAMonthToDate(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 7, 14, 12, 0, 0, 0, time.UTC)}
-	st := store.NewMemory(clk.now)
+	clk := clock.NewFake(time.Date(2026, 7, 14, 12, 0, 0, 0, time.UTC))
+	st := store.NewMemory(clk)
 	month := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
 	var recs []store.UsageRecord
 	// Last month: must not count.
@@ -37,7 +38,7 @@ func TestSLAMonthToDate(t *testing.T) {
 	if err := st.AppendUsage(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	tr := newSLATracker(st, clk.now)
+	tr := newSLATracker(st, clk)
 	if err := tr.refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -81,10 +82,10 @@ func TestSLAMonthToDate(t *testing.T) {
 }
 
 func TestSLAIncremental(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 7, 14, 12, 0, 0, 0, time.UTC)}
-	st := store.NewMemory(clk.now)
+	clk := clock.NewFake(time.Date(2026, 7, 14, 12, 0, 0, 0, time.UTC))
+	st := store.NewMemory(clk)
 	ctx := context.Background()
-	tr := newSLATracker(st, clk.now)
+	tr := newSLATracker(st, clk)
 	add := func(at time.Time, n int, failed bool) {
 		t.Helper()
 		recs := make([]store.UsageRecord, n)
@@ -104,16 +105,16 @@ func TestSLAIncremental(t *testing.T) {
 		wantCalls  uint64
 		wantFailed uint64
 	}{
-		{"first-scan", func() { add(clk.now().Add(-time.Hour), 10, false) }, 10, 0},
+		{"first-scan", func() { add(clk.Now().Add(-time.Hour), 10, false) }, 10, 0},
 		{"rescan-same-data-no-double-count", func() {}, 10, 0},
 		// A record stamped 30 s ago arrives late (usage is written in
 		// batches): it lies in the re-scanned tail, so it is counted once.
-		{"late-record-in-tail", func() { add(clk.now().Add(-30*time.Second), 1, true) }, 11, 1},
-		{"tail-settles", func() { clk.advance(5 * time.Minute) }, 11, 1},
-		{"new-records", func() { add(clk.now(), 5, false) }, 16, 1},
+		{"late-record-in-tail", func() { add(clk.Now().Add(-30*time.Second), 1, true) }, 11, 1},
+		{"tail-settles", func() { clk.Advance(5 * time.Minute) }, 11, 1},
+		{"new-records", func() { add(clk.Now(), 5, false) }, 16, 1},
 		{"month-turns", func() {
-			clk.advance(18 * 24 * time.Hour) // 1 August
-			add(clk.now().Add(-time.Minute), 2, false)
+			clk.Advance(18 * 24 * time.Hour) // 1 August
+			add(clk.Now().Add(-time.Minute), 2, false)
 		}, 2, 0},
 	}
 	for _, s := range steps {
@@ -138,8 +139,8 @@ func (failingUsage) ScanUsage(context.Context, time.Time, time.Time, func(store.
 }
 
 func TestSLAScanErrorKeepsLastResult(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 7, 14, 12, 0, 0, 0, time.UTC)}
-	tr := newSLATracker(failingUsage{}, clk.now)
+	clk := clock.NewFake(time.Date(2026, 7, 14, 12, 0, 0, 0, time.UTC))
+	tr := newSLATracker(failingUsage{}, clk)
 	if err := tr.refresh(context.Background()); !errors.Is(err, errScan) {
 		t.Fatalf("refresh error = %v, want wrapping %v", err, errScan)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -81,7 +82,7 @@ func TestNoSecretsInState(t *testing.T) {
 		Findings: func() any {
 			return []map[string]any{{"id": "credential-age", "severity": "high", "message": "rotate it", "secret": canaryAdmin}}
 		},
-		Now: func() time.Time { return t0 },
+		Clock: clock.NewFake(t0),
 	})
 	var buf strings.Builder
 	st := d.State(context.Background(), "admin:test")
@@ -109,7 +110,7 @@ func TestStateSurvivesBrokenSources(t *testing.T) {
 		Integrations: func(context.Context) ([]byte, error) { return nil, errors.New("admin API down") },
 		Anomalies:    func(int) any { return "not a list" },
 		QueueStats:   func(context.Context) (int, time.Time, error) { return 3, t0.Add(-time.Minute), nil },
-		Now:          func() time.Time { return t0 },
+		Clock:        clock.NewFake(t0),
 	})
 	st := d.State(context.Background(), "admin:test")
 	if d := cmp.Diff([]string{"integrations", "anomalies"}, st.Problems); d != "" {
@@ -124,7 +125,7 @@ func TestCredentialAge(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	r.drive(t, 1) // resolves the credential
 	now := time.Now()
-	d := New(Options{Series: r.series, Token: r.dash.o.Token, Config: r.gw.Config, Now: func() time.Time { return now.Add(91 * 24 * time.Hour) }})
+	d := New(Options{Series: r.series, Token: r.dash.o.Token, Config: r.gw.Config, Clock: clock.NewFake(now.Add(91 * 24 * time.Hour))})
 	d.admin = r.dash.admin
 	st := d.State(context.Background(), "admin:test")
 	var cred *CredentialView

@@ -4,20 +4,22 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // BenchmarkThrottleFull: a failed login from a new client while
 // maxLoginClients throttled clients are kept (the eviction path).
 func BenchmarkThrottleFull(b *testing.B) {
-	clk := &fakeClock{t: t0}
-	th := newThrottle(clk.now)
+	clk := clock.NewFake(t0)
+	th := newThrottle(clk.Now)
 	for i := range maxLoginClients {
 		for range loginFailBurst {
 			th.failed(fmt.Sprintf("addr:10.0.%d.%d", i/256, i%256))
 		}
 	}
 	for i := 0; b.Loop(); i++ {
-		clk.advance(time.Microsecond)
+		clk.Advance(time.Microsecond)
 		th.failed(fmt.Sprintf("addr:new-%d", i))
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // from makes c connect from the loopback address ip (127.0.0.0/8 is all
@@ -103,8 +105,8 @@ func (c *client) setCookie(t *testing.T, name, value string) {
 }
 
 func TestThrottleRefills(t *testing.T) {
-	clk := &fakeClock{t: t0}
-	th := newThrottle(clk.now)
+	clk := clock.NewFake(t0)
+	th := newThrottle(clk.Now)
 	for range loginFailBurst {
 		th.failed("addr:192.0.2.1")
 	}
@@ -112,7 +114,7 @@ func TestThrottleRefills(t *testing.T) {
 	if ok || wait <= 0 || wait > loginFailEvery {
 		t.Fatalf("after %d failures: allowed %v, wait %s", loginFailBurst, ok, wait)
 	}
-	clk.advance(wait)
+	clk.Advance(wait)
 	if ok, _ := th.allowed("addr:192.0.2.1"); !ok {
 		t.Error("not allowed after Retry-After")
 	}
@@ -121,13 +123,13 @@ func TestThrottleRefills(t *testing.T) {
 // TestThrottleBounded: a flood of addresses keeps the map bounded and
 // does not make the gateway forget a throttled address first.
 func TestThrottleBounded(t *testing.T) {
-	clk := &fakeClock{t: t0}
-	th := newThrottle(clk.now)
+	clk := clock.NewFake(t0)
+	th := newThrottle(clk.Now)
 	for range loginFailBurst {
 		th.failed("addr:192.0.2.1")
 	}
 	for i := range 3 * maxLoginClients {
-		clk.advance(10 * time.Microsecond)
+		clk.Advance(10 * time.Microsecond)
 		th.allowed(fmt.Sprintf("addr:2001:db8:%x::/64", i))
 	}
 	if n := len(th.buckets); n > maxLoginClients {

@@ -70,14 +70,14 @@ func (s *Spec) Validate(r *conf.Report) {
 			continue
 		}
 		if strings.HasPrefix(a, "*") {
-			ap.Warnf("", "wildcard egress %q lets calls reach any subdomain; list hosts one by one where you can", a)
+			ap.Coded(conf.WildcardEgress).Warnf("", "wildcard egress %q lets calls reach any subdomain; list hosts one by one where you can", a)
 		}
 	}
 	if len(s.Allow) == 0 {
 		r.Errorf("allow", "empty: list the vendor's host:port pairs (deny by default)")
 	}
 	if s.AllowPrivate {
-		r.Warnf("allow_private", "private, loopback and metadata addresses are reachable: only for internal vendors and tests")
+		r.Coded(conf.PrivateEgress).Warnf("allow_private", "private, loopback and metadata addresses are reachable: only for internal vendors and tests")
 	}
 }
 
@@ -166,7 +166,7 @@ func (t *Timeouts) Provision() {
 // relative to the timeouts block.
 func (t *Timeouts) Validate(r *conf.Report) {
 	if !t.Connect.IsSet() && !t.Request.IsSet() && !t.Headers.IsSet() {
-		r.Warnf("", "no timeouts set: defaults apply (connect %s, request %s); set them for this vendor", DefaultConnectTimeout, DefaultRequestTimeout)
+		r.Coded(conf.NoTimeouts).Warnf("", "no timeouts set: defaults apply (connect %s, request %s); set them for this vendor", DefaultConnectTimeout, DefaultRequestTimeout)
 	}
 	if t.PerTry.D > t.Request.D {
 		r.Errorf("per_try", "longer than timeouts.request")

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/portcullis-dev/portcullis/internal/resilience"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -31,7 +31,7 @@ type SwitchState struct {
 // copy is older than KillSwitchRefresh.
 type KillSwitch struct {
 	kv  store.KV
-	clk resilience.Clock
+	clk clock.Clock
 	log *slog.Logger
 	sf  singleflight.Group
 
@@ -46,9 +46,9 @@ type cachedSwitch struct {
 
 // NewKillSwitch returns a KillSwitch over kv; a nil clock means the system
 // clock, a nil logger discards.
-func NewKillSwitch(kv store.KV, clk resilience.Clock, log *slog.Logger) *KillSwitch {
+func NewKillSwitch(kv store.KV, clk clock.Clock, log *slog.Logger) *KillSwitch {
 	if clk == nil {
-		clk = resilience.SystemClock()
+		clk = clock.System()
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/portcullis-dev/portcullis/internal/resilience"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 func TestKillSwitchReplicasNoticeWithinASecond(t *testing.T) {
-	clk := resilience.NewFakeClock(t0)
-	kv := store.NewMemory(clk.Now) // shared, as Redis would be
+	clk := clock.NewFake(t0)
+	kv := store.NewMemory(clk) // shared, as Redis would be
 	a, b := NewKillSwitch(kv, clk, nil), NewKillSwitch(kv, clk, nil)
 	if b.Disabled("payments") {
 		t.Fatal("disabled before anyone flipped it")
@@ -42,8 +42,8 @@ func TestKillSwitchReplicasNoticeWithinASecond(t *testing.T) {
 }
 
 func TestKillSwitchPersistsAcrossRestart(t *testing.T) {
-	clk := resilience.NewFakeClock(t0)
-	kv := store.NewMemory(clk.Now)
+	clk := clock.NewFake(t0)
+	kv := store.NewMemory(clk)
 	if err := NewKillSwitch(kv, clk, nil).Disable(context.Background(), "sms", "oncall@corp"); err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +78,8 @@ func (f *flakyKV) Get(ctx context.Context, k string) ([]byte, error) {
 }
 
 func TestKillSwitchKeepsLastKnownStateWhenStoreFails(t *testing.T) {
-	clk := resilience.NewFakeClock(t0)
-	kv := &flakyKV{KV: store.NewMemory(clk.Now)}
+	clk := clock.NewFake(t0)
+	kv := &flakyKV{KV: store.NewMemory(clk)}
 	writer, reader := NewKillSwitch(kv, clk, nil), NewKillSwitch(kv, clk, nil)
 	_ = writer.Disable(context.Background(), "crm", "alice")
 	if !reader.Disabled("crm") {

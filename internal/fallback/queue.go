@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/resilience"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -72,14 +72,14 @@ type Result struct {
 type Queue struct {
 	q    store.Queue
 	cfg  QueueConfig
-	clk  resilience.Clock
+	clk  clock.Clock
 	wake chan struct{}
 }
 
 // NewQueue returns a Queue over q; a nil clock means the system clock.
-func NewQueue(q store.Queue, cfg QueueConfig, clk resilience.Clock) *Queue {
+func NewQueue(q store.Queue, cfg QueueConfig, clk clock.Clock) *Queue {
 	if clk == nil {
-		clk = resilience.SystemClock()
+		clk = clock.System()
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultQueueMaxBody

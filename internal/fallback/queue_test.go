@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/resilience"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -101,8 +102,8 @@ func TestSubmitRefusesLargeBody(t *testing.T) {
 // TestSubmitAfterHoldsFirstDelivery: a job queued with a delay (a vendor's
 // Retry-After) is not claimable before it, and is at it.
 func TestSubmitAfterHoldsFirstDelivery(t *testing.T) {
-	clk := resilience.NewFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	st := store.NewMemory(clk.Now)
+	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	st := store.NewMemory(clk)
 	q := NewQueue(st, QueueConfig{}, clk)
 	id, err := q.SubmitAfter(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/charges", ""), nil, 90*time.Second)
 	if err != nil {

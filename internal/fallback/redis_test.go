@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/resilience"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/store"
 	"github.com/portcullis-dev/portcullis/internal/store/storetest"
 )
@@ -27,7 +27,7 @@ func TestRequestPathWhenRedisHangs(t *testing.T) {
 		t.Cleanup(func() { _ = r.Close() })
 		return r
 	}
-	clk := resilience.NewFakeClock(t0)
+	clk := clock.NewFake(t0)
 	kill := NewKillSwitch(open(), clk, nil)
 	if err := kill.Disable(context.Background(), "crm", "alice"); err != nil {
 		t.Fatal(err)

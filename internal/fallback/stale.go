@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/resilience"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -65,13 +65,13 @@ type Entry struct {
 type StaleCache struct {
 	kv  store.KV
 	cfg StaleConfig
-	clk resilience.Clock
+	clk clock.Clock
 }
 
 // NewStaleCache returns a StaleCache; a nil clock means the system clock.
-func NewStaleCache(kv store.KV, cfg StaleConfig, clk resilience.Clock) *StaleCache {
+func NewStaleCache(kv store.KV, cfg StaleConfig, clk clock.Clock) *StaleCache {
 	if clk == nil {
-		clk = resilience.SystemClock()
+		clk = clock.System()
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultStaleMaxBody

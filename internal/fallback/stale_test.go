@@ -11,15 +11,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/portcullis-dev/portcullis/internal/resilience"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func newStale(cfg StaleConfig) (*StaleCache, *resilience.FakeClock) {
-	clk := resilience.NewFakeClock(t0)
-	return NewStaleCache(store.NewMemory(clk.Now), cfg, clk), clk
+func newStale(cfg StaleConfig) (*StaleCache, *clock.Fake) {
+	clk := clock.NewFake(t0)
+	return NewStaleCache(store.NewMemory(clk), cfg, clk), clk
 }
 
 var chargeKey = StaleKey{Integration: "payments", Caller: "billing", Method: "GET", Path: "/v1/charges/ch_1", Query: "expand=customer"}

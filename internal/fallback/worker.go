@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/resilience"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -82,7 +83,7 @@ type WorkerConfig struct {
 type Worker struct {
 	q   *Queue
 	cfg WorkerConfig
-	clk resilience.Clock
+	clk clock.Clock
 	log *slog.Logger
 
 	mu     sync.Mutex
@@ -91,9 +92,9 @@ type Worker struct {
 }
 
 // NewWorker returns a Worker for q; a nil clock means the system clock.
-func NewWorker(q *Queue, cfg WorkerConfig, clk resilience.Clock) *Worker {
+func NewWorker(q *Queue, cfg WorkerConfig, clk clock.Clock) *Worker {
 	if clk == nil {
-		clk = resilience.SystemClock()
+		clk = clock.System()
 	}
 	setDefault := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

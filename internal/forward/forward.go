@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -48,9 +49,9 @@ type Options struct {
 	// Disabled reports whether an integration's kill switch is on; such
 	// integrations refuse new tunnels with integration_disabled.
 	Disabled func(integration string) bool
-	// Now is the clock for the new-tunnel rate limit and durations
-	// (default time.Now). Socket deadlines always use the real clock.
-	Now func() time.Time
+	// Clock is the clock for the new-tunnel rate limit and durations
+	// (default clock.System). Socket deadlines always use the real clock.
+	Clock clock.Clock
 }
 
 // Proxy handles CONNECT and absolute-form requests for one config load.
@@ -84,9 +85,7 @@ func New(integrations map[string]Integration, auth *identity.Authenticator, o Op
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(o.Registry)
 	}
@@ -100,10 +99,10 @@ func New(integrations map[string]Integration, auth *identity.Authenticator, o Op
 		log:      o.Logger,
 		metrics:  o.Metrics,
 		auth:     auth,
-		limits:   newLimiter(o.Now),
+		limits:   newLimiter(o.Clock.Now),
 		self:     o.SelfAddrs,
 		disabled: o.Disabled,
-		now:      o.Now,
+		now:      o.Clock.Now,
 		tunnels:  map[*tunnel]struct{}{},
 		bufs:     newBufferPool(),
 		ids:      newRequestIDs(),

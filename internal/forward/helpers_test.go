@@ -26,6 +26,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/egress"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/testpki"
@@ -207,19 +208,6 @@ func startEcho(t *testing.T) string {
 
 // ---- the proxy under test -------------------------------------------------
 
-// fakeClock is an injectable clock for the new-tunnel rate limit.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // syncBuffer collects log output from many goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -240,7 +228,7 @@ type fixture struct {
 	addr    string // proxy host:port
 	tokens  map[string]string
 	logs    *syncBuffer
-	clock   *fakeClock
+	clock   *clock.Fake
 	reg     *prometheus.Registry
 	metrics *Metrics
 	pki     *testPKI
@@ -254,7 +242,7 @@ var testCallers = []string{"billing", "support", "ops", "mapsonly", "nobody"}
 // (caller x's token hash) and those in vars.
 func newFixture(t *testing.T, pki *testPKI, resolver *net.Resolver, tmpl string, vars map[string]string) *fixture {
 	t.Helper()
-	f := &fixture{tokens: map[string]string{}, logs: &syncBuffer{}, clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}, pki: pki}
+	f := &fixture{tokens: map[string]string{}, logs: &syncBuffer{}, clock: clock.NewFake(time.Unix(1_800_000_000, 0)), pki: pki}
 	var pairs []string
 	for _, c := range testCallers {
 		tok, hash, err := identity.NewToken()
@@ -285,7 +273,7 @@ func newFixture(t *testing.T, pki *testPKI, resolver *net.Resolver, tmpl string,
 		Metrics:   f.metrics,
 		Resolver:  resolver,
 		SelfAddrs: func() []string { return []string{f.addr} },
-		Now:       f.clock.Now,
+		Clock:     f.clock,
 	})
 	if err != nil {
 		t.Fatal(err)

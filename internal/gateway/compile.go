@@ -137,7 +137,7 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 	}
 	if f := c.Fallback; f != nil {
 		if f.StaleFor.D > 0 && o.Store != nil {
-			in.stale = fallback.NewStaleCache(o.Store, fallback.StaleConfig{StaleFor: f.StaleFor.D, Shared: f.ShareStale}, nil)
+			in.stale = fallback.NewStaleCache(o.Store, fallback.StaleConfig{StaleFor: f.StaleFor.D, Shared: f.ShareStale}, o.Clock)
 		}
 		in.queue, in.queueAlways = f.Queue, f.QueueAlways
 	}

@@ -63,7 +63,7 @@ func fingerprint(c *config.Integration, s resilience.Settings, eg *egress.Policy
 //
 // so that every retry passes the breaker and gets a fresh credential.
 func buildCore(name string, c *config.Integration, eg *egress.Policy, o *Options, fp string, s resilience.Settings) (*core, error) {
-	clk := resilience.SystemClock()
+	clk := o.Clock
 	k := &core{fingerprint: fp}
 	base := eg.Transport()
 	base.ResponseHeaderTimeout = c.Timeouts.Headers.D

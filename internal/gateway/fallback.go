@@ -139,7 +139,7 @@ func (in *integration) queueVendorFailure(resp *http.Response, ob *outbound) err
 	default:
 		return nil
 	}
-	delay, _ := resilience.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	delay, _ := resilience.ParseRetryAfter(resp.Header.Get("Retry-After"), ob.g.opts.Clock.Now())
 	id, err := ob.g.submit(ob.req, ob, delay)
 	if err != nil {
 		ob.rec.Cause = "queue fallback failed, vendor answer passed on: " + err.Error()

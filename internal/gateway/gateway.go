@@ -48,8 +48,8 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	o.defaults()
 	g := &Gateway{log: o.Logger, metrics: o.Metrics, opts: o, tracer: o.tracer()}
 	if o.Store != nil {
-		g.kill = fallback.NewKillSwitch(o.Store, nil, o.Logger)
-		g.queue = fallback.NewQueue(o.Store, fallback.QueueConfig{Headers: g.requestHeaders}, nil)
+		g.kill = fallback.NewKillSwitch(o.Store, o.Clock, o.Logger)
+		g.queue = fallback.NewQueue(o.Store, fallback.QueueConfig{Headers: g.requestHeaders}, o.Clock)
 	}
 	rt, err := compile(cfg, &g.opts, &g.cores)
 	if err != nil {

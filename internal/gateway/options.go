@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-dev/portcullis/internal/anomaly"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/observe"
@@ -48,6 +49,10 @@ type Options struct {
 	Tracer trace.Tracer
 	// Resolver resolves vendor names at dial time (tests); nil: the system's.
 	Resolver *net.Resolver
+	// Clock times retries, budgets, limiters, kill-switch refreshes, queued
+	// calls and stale entries; nil: clock.System. (The breaker's own
+	// open/half-open timing is gobreaker's and reads the process clock.)
+	Clock clock.Clock
 }
 
 func (o *Options) emit(e anomaly.Event) {
@@ -57,6 +62,7 @@ func (o *Options) emit(e anomaly.Event) {
 }
 
 func (o *Options) defaults() {
+	o.Clock = clock.Or(o.Clock)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}

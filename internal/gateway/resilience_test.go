@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
+	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -118,9 +120,8 @@ func TestStaleFallback(t *testing.T) {
 func TestKillSwitch(t *testing.T) {
 	fv := &flaky{}
 	v := newVendor(t, fv.handler)
-	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: store.NewMemory(nil)})
-	admin := f.gw.AdminHandler(AdminOptions{})
-	_ = admin
+	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: store.NewMemory(clk), Clock: clk})
 	if err := f.gw.kill.Disable(t.Context(), "payments", "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +132,10 @@ func TestKillSwitch(t *testing.T) {
 	if fv.hits.Load() != 0 {
 		t.Error("vendor called while disabled")
 	}
-	f.gw.kill.Enable(t.Context(), "payments", "test")
-	time.Sleep(1100 * time.Millisecond)
+	if err := f.gw.kill.Enable(t.Context(), "payments", "test"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(fallback.KillSwitchRefresh) // a replica's cached copy would be re-read by now
 	if resp := f.do(t, "GET", "/payments/v1/charges/ch_x", f.billing, nil, nil); resp.StatusCode != 200 {
 		t.Errorf("re-enabled integration answered %d", resp.StatusCode)
 	}
@@ -172,15 +175,18 @@ func TestQueueFallback(t *testing.T) {
 }
 
 func TestRateLimitAndBulkhead(t *testing.T) {
-	release := make(chan struct{})
+	release, holding := make(chan struct{}), make(chan struct{})
 	v := newVendor(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/charges/hold" {
+			close(holding)
 			<-release
 		}
 		w.WriteHeader(200)
 	})
 	cfg := resilientConfig + "    rate_limit: {rate: 5/s, burst: 2}\n    limits: {max_concurrent: 1}\n"
-	f := newFixtureWith(t, v.URL, cfg, Options{Store: store.NewMemory(nil)})
+	// A fake clock: the bucket does not refill while the test runs, however slow the machine.
+	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	f := newFixtureWith(t, v.URL, cfg, Options{Store: store.NewMemory(clk), Clock: clk})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -190,7 +196,7 @@ func TestRateLimitAndBulkhead(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	time.Sleep(200 * time.Millisecond)
+	<-holding
 	resp := f.do(t, "GET", "/payments/v1/charges/x", f.billing, nil, nil)
 	if resp.StatusCode != 503 || problemOf(t, resp).Code != problem.Overloaded {
 		t.Errorf("second concurrent call: %d, want overloaded", resp.StatusCode)

@@ -169,11 +169,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *
 }
 
 func publicPathReason(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
+	var pe *policy.PathError
+	if errors.As(err, &pe) {
+		return "ambiguous or unsafe request path (" + pe.Reason + ")"
 	}
-	return "ambiguous or unsafe request path (" + msg + ")"
+	return "ambiguous or unsafe request path"
 }
 
 func publicQueryReason(err error) string {

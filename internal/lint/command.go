@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
@@ -83,12 +84,12 @@ func NewResolvingCommand(validate, resolve func(*config.Config) error) func(args
 			if e, _, _ := r.Counts(); e == 0 {
 				if cfg, _, err := config.Parse(*path, data); err == nil {
 					if verr := validate(cfg); verr != nil {
-						r.Findings = append(r.Findings, Finding{ID: ConfigInvalid, Severity: Error, Message: verr.Error(),
-							Fix: ruleByID(ConfigInvalid).Fix})
+						r.Findings = append(r.Findings, Finding{ID: conf.ConfigInvalid, Severity: conf.Error, Message: verr.Error(),
+							Fix: ruleByID(conf.ConfigInvalid).Fix})
 					}
 					if *resolveFlag && resolve != nil {
 						if rerr := resolve(cfg); rerr != nil {
-							r.Findings = append(r.Findings, Finding{ID: ConfigInvalid, Severity: Error, Message: rerr.Error(),
+							r.Findings = append(r.Findings, Finding{ID: conf.ConfigInvalid, Severity: conf.Error, Message: rerr.Error(),
 								Fix: "Set the variable, create the file, or grant the gateway's Vault identity read access to the path; the reference names where."})
 						}
 					}

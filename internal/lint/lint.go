@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/identity"
@@ -16,8 +16,8 @@ import (
 
 // Finding is one problem found in a config.
 type Finding struct {
-	ID       string
-	Severity Severity
+	ID       conf.Code
+	Severity conf.Severity
 	// Path is the config path, e.g. integrations.payments.egress.allow[0].
 	Path string
 	// Line in the config file; 0 when unknown.
@@ -37,9 +37,9 @@ type Report struct {
 func (r Report) Counts() (errs, warnings, infos int) {
 	for _, f := range r.Findings {
 		switch f.Severity {
-		case Error:
+		case conf.Error:
 			errs++
-		case Warning:
+		case conf.Warning:
 			warnings++
 		default:
 			infos++
@@ -56,7 +56,7 @@ func Check(file string, data []byte) Report {
 	hasErrors := false
 	for _, p := range problems {
 		c.fromProblem(p)
-		hasErrors = hasErrors || p.Severity == config.Error
+		hasErrors = hasErrors || p.Severity == conf.Error
 	}
 	if cfg != nil {
 		var root yaml.Node
@@ -82,7 +82,7 @@ type checker struct {
 	reported map[string]bool
 }
 
-func (c *checker) add(id, path, fix, format string, args ...any) {
+func (c *checker) add(id conf.Code, path, fix, format string, args ...any) {
 	r := ruleByID(id)
 	if fix == "" {
 		fix = r.Fix
@@ -91,49 +91,19 @@ func (c *checker) add(id, path, fix, format string, args ...any) {
 		Message: fmt.Sprintf(format, args...), Fix: fix})
 }
 
-// problemRules maps config validation messages to rule ids; a problem no
-// entry matches is ConfigInvalid.
-var problemRules = []struct {
-	id, pathSuffix, msg string
-}{
-	{PlainSecret, "", "looks like a plain secret"},
-	{PlainSecret, "", "not a raw token"},
-	{WildcardEgress, "", "wildcard egress"},
-	{PrivateEgress, ".egress.allow_private", ""},
-	{PlainHTTP, "", "plain http"},
-	{NoTimeouts, "", "no timeouts set"},
-	{SharedIdentity, "", "same token hash"},
-	{NoCredential, "", "no credential:"},
-	{NoAdminToken, "server.admin_token", "no admin token"},
-	{NoScopes, "", "no scopes requested"},
-	{CallerUnreachable, "", "can never authenticate"},
-	{TokenURLOffEgress, ".credential.token_url", "is not on integrations."},
-	{InternalNotAllowed, "", "is not on internal_egress.allow"},
-	{InternalEgressEntry, "", "internal egress entry"},
-	{ListenerUnbounded, "", config.ListenerBoundOff},
-}
-
+// fromProblem turns a config validation problem into a finding under the
+// code it was raised with (conf.ConfigInvalid when it has none).
 func (c *checker) fromProblem(p config.Problem) {
-	id := ConfigInvalid
-	for _, m := range problemRules {
-		if (m.pathSuffix == "" || strings.HasSuffix(p.Path, m.pathSuffix)) && (m.msg == "" || strings.Contains(p.Msg, m.msg)) {
-			id = m.id
-			break
-		}
-	}
-	// The config's own severity stands: an error there is an error here.
-	sev := Warning
-	if p.Severity == config.Error {
-		sev = Error
-	}
+	id := cmp.Or(p.Code, conf.ConfigInvalid)
 	fix := ""
-	if id != ConfigInvalid {
+	if id != conf.ConfigInvalid {
 		fix = ruleByID(id).Fix
 	}
-	c.findings = append(c.findings, Finding{ID: id, Severity: sev, Path: p.Path, Line: p.Line, Message: p.Msg, Fix: fix})
+	// The config's own severity stands: an error there is an error here.
+	c.findings = append(c.findings, Finding{ID: id, Severity: p.Severity, Path: p.Path, Line: p.Line, Message: p.Msg, Fix: fix})
 	// A URL off an allowlist may also carry a secret: that is a second
 	// problem with the same value, so leave it to the secret rules.
-	if p.Path != "" && id != InternalNotAllowed && id != TokenURLOffEgress {
+	if p.Path != "" && id != conf.InternalNotAllowed && id != conf.TokenURLOffEgress {
 		c.reported[p.Path] = true
 	}
 }
@@ -143,7 +113,7 @@ func (c *checker) fromProblem(p config.Problem) {
 // gateway.Validate does for `portcullis serve`.
 func (c *checker) compile() {
 	if _, err := identity.New(c.cfg.Callers); err != nil {
-		c.add(ConfigInvalid, "callers", "", "%v", err)
+		c.add(conf.ConfigInvalid, "callers", "", "%v", err)
 	}
 	for _, name := range c.cfg.Names() {
 		in := c.cfg.Integrations[name]
@@ -158,13 +128,13 @@ func (c *checker) compile() {
 			}
 		}
 		if _, err := policy.Compile(routes); err != nil {
-			c.add(ConfigInvalid, p+".routes", "", "%v", err)
+			c.add(conf.ConfigInvalid, p+".routes", "", "%v", err)
 		}
 		if _, err := in.Egress.Policy(in.Timeouts, nil); err != nil {
-			c.add(ConfigInvalid, p+".egress", "", "%v", err)
+			c.add(conf.ConfigInvalid, p+".egress", "", "%v", err)
 		}
 	}
 	if _, err := egress.NewInternalPolicy(c.cfg.InternalEgress.Allow, nil); err != nil {
-		c.add(InternalEgressEntry, "internal_egress.allow", "", "%v", err)
+		c.add(conf.InternalEgressEntry, "internal_egress.allow", "", "%v", err)
 	}
 }

@@ -46,7 +46,7 @@ type jsonFinding struct {
 func WriteJSON(w io.Writer, r Report) error {
 	items := make([]jsonFinding, 0, len(r.Findings))
 	for _, f := range r.Findings {
-		items = append(items, jsonFinding{f.ID, f.Severity.String(), f.Path, f.Line, f.Message, f.Fix})
+		items = append(items, jsonFinding{string(f.ID), f.Severity.String(), f.Path, f.Line, f.Message, f.Fix})
 	}
 	e, wn, i := r.Counts()
 	enc := json.NewEncoder(w)
@@ -135,11 +135,11 @@ func WriteSARIF(w io.Writer, r Report, version string) error {
 	index := map[string]int{}
 	driver := sarifDriver{Name: "portcullis", Version: version, InformationURI: "https://github.com/portcullis-dev/portcullis"}
 	for i, rule := range rules {
-		index[rule.ID] = i
+		index[string(rule.ID)] = i
 		driver.Rules = append(driver.Rules, sarifRule{
-			ID: rule.ID, Name: rule.Name, ShortDescription: sarifText{rule.Title},
+			ID: string(rule.ID), Name: rule.Name, ShortDescription: sarifText{rule.Title},
 			Help:                 sarifText{rule.Fix},
-			DefaultConfiguration: sarifRuleConfig{rule.Severity.sarifLevel()},
+			DefaultConfiguration: sarifRuleConfig{sarifLevel(rule.Severity)},
 			Properties:           map[string][]any{"tags": {"security", "configuration"}},
 		})
 	}
@@ -154,7 +154,7 @@ func WriteSARIF(w io.Writer, r Report, version string) error {
 		}
 		line := max(f.Line, 1)
 		results = append(results, sarifResult{
-			RuleID: f.ID, RuleIndex: index[f.ID], Level: f.Severity.sarifLevel(), Message: sarifText{msg},
+			RuleID: string(f.ID), RuleIndex: index[string(f.ID)], Level: sarifLevel(f.Severity), Message: sarifText{msg},
 			Locations: []sarifLocation{{sarifPhysical{sarifArtifact{filepath.ToSlash(r.File)}, sarifRegion{line}}}},
 		})
 	}

@@ -1,33 +1,17 @@
 package lint
 
-import "fmt"
+import (
+	"fmt"
 
-// Severity of a finding, lowest first.
-type Severity int
-
-// Severities. Info never fails a check; Warning fails only with --strict.
-const (
-	Info Severity = iota
-	Warning
-	Error
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
-func (s Severity) String() string {
-	switch s {
-	case Error:
-		return "error"
-	case Warning:
-		return "warning"
-	}
-	return "info"
-}
-
 // sarifLevel is the SARIF result level of a severity.
-func (s Severity) sarifLevel() string {
+func sarifLevel(s conf.Severity) string {
 	switch s {
-	case Error:
+	case conf.Error:
 		return "error"
-	case Warning:
+	case conf.Warning:
 		return "warning"
 	}
 	return "note"
@@ -35,114 +19,79 @@ func (s Severity) sarifLevel() string {
 
 // Rule describes one kind of finding.
 type Rule struct {
-	ID       string
+	ID       conf.Code
 	Name     string // kebab-case, for SARIF
-	Severity Severity
+	Severity conf.Severity
 	Title    string
 	// Fix is the general remedy; a finding may give a more precise one.
 	Fix string
 }
 
-// The rule ids.
-const (
-	ConfigInvalid     = "PC000"
-	PlainSecret       = "PC001"
-	WildcardEgress    = "PC002"
-	IPEgress          = "PC003"
-	PrivateEgress     = "PC004"
-	PlainHTTP         = "PC005"
-	NoTimeouts        = "PC006"
-	NoBreaker         = "PC007"
-	NoRateLimit       = "PC008"
-	NoValidation      = "PC009"
-	OpenRoute         = "PC010"
-	UnjustifiedWrite  = "PC011"
-	SharedIdentity    = "PC012"
-	NoMaxAge          = "PC013"
-	NoCredential      = "PC014"
-	NoAdminToken      = "PC015"
-	NoScopes          = "PC016"
-	AdminExposed      = "PC017"
-	ChaosEnabled      = "PC018"
-	BadChaosFault     = "PC019"
-	CallerUnreachable = "PC020"
-	OpenProxyCIDRs    = "PC024"
-	// PC028–PC031 are the gateway's own connections (issue 13 item 8).
-	TokenURLOffEgress   = "PC028"
-	InternalNotAllowed  = "PC029"
-	InternalEgressEntry = "PC030"
-	ListenerUnbounded   = "PC032"
-	// PC034–PC037: state and fallback settings that silently do nothing.
-	PerReplicaLimit           = "PC034"
-	QueueWithoutRoutes        = "PC035"
-	QueueRouteWithoutFallback = "PC036"
-)
-
 // Rules returns the rule catalogue in id order.
 func Rules() []Rule {
 	return []Rule{
-		{ConfigInvalid, "config-invalid", Error, "The config does not validate or compile",
+		{conf.ConfigInvalid, "config-invalid", conf.Error, "The config does not validate or compile",
 			"Correct the value as the message says; `portcullis serve` refuses this config."},
-		{PlainSecret, "plain-text-secret", Error, "A secret is written into the config file",
+		{conf.PlainSecret, "plain-text-secret", conf.Error, "A secret is written into the config file",
 			"Move the value into a secret store and reference it (env:NAME, file:PATH or vault:MOUNT/data/PATH#KEY), then rotate it: it has been in the file and its history."},
-		{WildcardEgress, "wildcard-egress", Warning, "Egress allows every subdomain of a host",
+		{conf.WildcardEgress, "wildcard-egress", conf.Warning, "Egress allows every subdomain of a host",
 			"List the vendor's hosts one by one, e.g. api.vendor.example:443."},
-		{IPEgress, "ip-egress", Warning, "Egress or upstream names an IP address",
+		{conf.IPEgress, "ip-egress", conf.Warning, "Egress or upstream names an IP address",
 			"Use the vendor's DNS name so TLS verifies the name its certificate is issued for; if the vendor only has an address, pin its key with egress.pin_spki."},
-		{PrivateEgress, "private-egress", Warning, "Egress may reach private, loopback or metadata addresses",
+		{conf.PrivateEgress, "private-egress", conf.Warning, "Egress may reach private, loopback or metadata addresses",
 			"Remove allow_private; if an internal vendor needs it, re-allow only its range with egress.allow_cidrs."},
-		{PlainHTTP, "plain-http", Warning, "A vendor URL uses plain http",
+		{conf.PlainHTTP, "plain-http", conf.Warning, "A vendor URL uses plain http",
 			"Use https://; keep plain http for loopback test vendors only."},
-		{NoTimeouts, "no-timeouts", Warning, "Integration has no timeouts of its own",
+		{conf.NoTimeouts, "no-timeouts", conf.Warning, "Integration has no timeouts of its own",
 			"Set timeouts: {connect: 2s, request: 10s}, sized to the vendor's p99 latency."},
-		{NoBreaker, "no-circuit-breaker", Warning, "Integration has no circuit breaker",
+		{conf.NoBreaker, "no-circuit-breaker", conf.Warning, "Integration has no circuit breaker",
 			"Add circuit_breaker: {failure_ratio: 0.5, min_requests: 20, window: 30s, open_for: 15s}."},
-		{NoRateLimit, "no-rate-limit", Warning, "Integration has no rate limit",
+		{conf.NoRateLimit, "no-rate-limit", conf.Warning, "Integration has no rate limit",
 			"Add rate_limit: {rate: N/s, burst: N}, below the vendor's own limit."},
-		{NoValidation, "no-response-validation", Info, "Vendor responses are not validated",
+		{conf.NoValidation, "no-response-validation", conf.Info, "Vendor responses are not validated",
 			"Add validate: {openapi: specs/VENDOR.yaml, mode: report}, then switch to mode: enforce once the reports are clean."},
-		{OpenRoute, "route-open-to-every-caller", Warning, "A route is open to every caller",
+		{conf.OpenRoute, "route-open-to-every-caller", conf.Warning, "A route is open to every caller",
 			"List only the callers that need this route."},
-		{UnjustifiedWrite, "sensitive-write-without-justification", Warning, "Callers may write to a vendor holding pii or payment data, with no justification",
+		{conf.UnjustifiedWrite, "sensitive-write-without-justification", conf.Warning, "Callers may write to a vendor holding pii or payment data, with no justification",
 			"Add justification: \"<why these callers may write here>\" to the integration, or narrow the route's callers."},
-		{SharedIdentity, "shared-caller-identity", Error, "Two callers share a token or certificate subject",
+		{conf.SharedIdentity, "shared-caller-identity", conf.Error, "Two callers share a token or certificate subject",
 			"Give each caller its own token (`portcullis token new --caller NAME`) and its own certificate subject."},
-		{NoMaxAge, "credential-without-max-age", Warning, "Credential has no rotation policy",
+		{conf.NoMaxAge, "credential-without-max-age", conf.Warning, "Credential has no rotation policy",
 			"Add max_age: 90d (or the vendor's rotation period) to the credential; `portcullis audit` flags it when it is due."},
-		{NoCredential, "no-credential", Warning, "Integration sends calls without a credential",
+		{conf.NoCredential, "no-credential", conf.Warning, "Integration sends calls without a credential",
 			"Add a credential block, unless the vendor API is truly public."},
-		{NoAdminToken, "no-admin-token", Warning, "The admin API has no token",
+		{conf.NoAdminToken, "no-admin-token", conf.Warning, "The admin API has no token",
 			"Set server.admin_token: env:PORTCULLIS_ADMIN_TOKEN."},
-		{NoScopes, "oauth-without-scopes", Warning, "OAuth2 credential requests no scopes",
+		{conf.NoScopes, "oauth-without-scopes", conf.Warning, "OAuth2 credential requests no scopes",
 			"List only the scopes the integration needs in credential.scopes."},
-		{AdminExposed, "admin-not-on-loopback", Warning, "The admin API listens beyond loopback",
+		{conf.AdminExposed, "admin-not-on-loopback", conf.Warning, "The admin API listens beyond loopback",
 			"Bind server.admin_listen to 127.0.0.1 (or a private interface behind a firewall)."},
-		{ChaosEnabled, "chaos-enabled", Warning, "Fault injection is enabled",
+		{conf.ChaosEnabled, "chaos-enabled", conf.Warning, "Fault injection is enabled",
 			"Keep chaos.enabled: true out of production configs."},
-		{BadChaosFault, "bad-chaos-fault", Error, "A configured chaos fault cannot be loaded",
+		{conf.BadChaosFault, "bad-chaos-fault", conf.Error, "A configured chaos fault cannot be loaded",
 			"Correct the fault as the message says."},
-		{CallerUnreachable, "caller-cannot-authenticate", Warning, "A caller can never authenticate",
+		{conf.CallerUnreachable, "caller-cannot-authenticate", conf.Warning, "A caller can never authenticate",
 			"Give the caller a token hash or an mTLS subject, or remove it."},
-		{OpenProxyCIDRs, "open-proxy-to-internal-range", Warning, "A report or open forward proxy reaches every port of an allowed internal range",
+		{conf.OpenProxyCIDRs, "open-proxy-to-internal-range", conf.Warning, "A report or open forward proxy reaches every port of an allowed internal range",
 			"Set proxy.mode: enforce and list the vendor's host:port in egress.allow, or remove allow_cidrs from this integration."},
-		{TokenURLOffEgress, "token-url-not-on-egress", Error, "An OAuth2/JWT token_url is not on its integration's egress allowlist",
+		{conf.TokenURLOffEgress, "token-url-not-on-egress", conf.Error, "An OAuth2/JWT token_url is not on its integration's egress allowlist",
 			"Add the token endpoint's host:port to the integration's egress.allow: token requests go through the same egress guard as vendor calls."},
-		{InternalNotAllowed, "internal-target-not-allowlisted", Error, "An alert sink, webhook forward_to or OTLP endpoint is not on internal_egress.allow",
+		{conf.InternalNotAllowed, "internal-target-not-allowlisted", conf.Error, "An alert sink, webhook forward_to or OTLP endpoint is not on internal_egress.allow",
 			"Add the target's host:port to internal_egress.allow; the gateway opens no connection of its own to a host that is not listed there."},
-		{InternalEgressEntry, "bad-internal-egress-entry", Error, "An internal_egress.allow entry is malformed or could never be reached",
+		{conf.InternalEgressEntry, "bad-internal-egress-entry", conf.Error, "An internal_egress.allow entry is malformed or could never be reached",
 			"Write each entry as host:port (IPv6 in brackets), without wildcards, and not a cloud metadata address."},
-		{ListenerUnbounded, "listener-unbounded", Warning, "A listener bound in server.limits is turned off",
+		{conf.ListenerUnbounded, "listener-unbounded", conf.Warning, "A listener bound in server.limits is turned off",
 			"Remove the 0s (the listener's default applies) or set a duration; see docs/listeners.md."},
-		{PerReplicaLimit, "rate-limit-per-replica", Warning, "A rate limit is kept per replica while several replicas share Redis",
+		{conf.PerReplicaLimit, "rate-limit-per-replica", conf.Warning, "A rate limit is kept per replica while several replicas share Redis",
 			"Add global: true to the rate_limit, so that every replica spends from one budget kept in Redis; if the limit is meant per replica, divide it by the number of replicas."},
-		{QueueWithoutRoutes, "queue-without-queued-routes", Warning, "fallback.queue is on but no route may be queued",
+		{conf.QueueWithoutRoutes, "queue-without-queued-routes", conf.Warning, "fallback.queue is on but no route may be queued",
 			"Mark the routes whose calls may be queued with queue: true, e.g. {method: POST, path: /v1/charges, callers: [billing], queue: true}; or remove fallback.queue."},
-		{QueueRouteWithoutFallback, "queued-route-without-queue-fallback", Warning, "A route is marked queue: true but its integration has no fallback.queue",
+		{conf.QueueRouteWithoutFallback, "queued-route-without-queue-fallback", conf.Warning, "A route is marked queue: true but its integration has no fallback.queue",
 			"Add fallback: {queue: true} to the integration; or remove queue: true from the route."},
 	}
 }
 
-func ruleByID(id string) Rule {
+func ruleByID(id conf.Code) Rule {
 	for _, r := range Rules() {
 		if r.ID == id {
 			return r

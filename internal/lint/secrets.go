@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
@@ -50,7 +51,7 @@ func (c *checker) secrets(root *yaml.Node) {
 			return
 		}
 		if kind := secretKind(key, n.Value); kind != "" {
-			c.add(PlainSecret, path, "", "value looks like %s written into the config", kind)
+			c.add(conf.PlainSecret, path, "", "value looks like %s written into the config", kind)
 			c.reported[path] = true
 		}
 	})

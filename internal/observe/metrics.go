@@ -14,7 +14,6 @@ type Metrics struct {
 	Requests *prometheus.CounterVec
 	Duration *prometheus.HistogramVec
 	Upstream *prometheus.HistogramVec
-	InFlight *prometheus.GaugeVec
 	Reloads  *prometheus.CounterVec
 }
 
@@ -37,16 +36,12 @@ func NewMetrics() *Metrics {
 			Help:    "Time spent waiting for the vendor, all attempts included.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"integration"}),
-		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "portcullis_in_flight_requests",
-			Help: "Calls currently being proxied, by integration.",
-		}, []string{"integration"}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_config_reloads_total",
 			Help: "Config reloads by result (ok, error).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.Requests, m.Duration, m.Upstream, m.InFlight, m.Reloads,
+	reg.MustRegister(m.Requests, m.Duration, m.Upstream, m.Reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // ErrCircuitOpen is matched by the error a Breaker returns instead of
@@ -60,14 +62,14 @@ type BreakerConfig struct {
 // window (Settings.BucketPeriod, v2.1+) provides the sliding counts: the
 // Window is cut into 10 buckets and ReadyToTrip applies the ratio and
 // minimum volume to the counts of the whole window. gobreaker reads the
-// process clock itself, so the Clock given to NewBreaker only stamps state
+// process clock itself, so the clock.Clock given to NewBreaker only stamps state
 // changes (BreakerState.Since); tests drive the timings with testing/synctest.
 type Breaker struct {
 	name     string
 	cfg      BreakerConfig
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 	next     http.RoundTripper
-	clk      Clock
+	clk      clock.Clock
 	onChange func(from, to string)
 
 	mu      sync.Mutex
@@ -91,10 +93,10 @@ var _ http.RoundTripper = (*Breaker)(nil)
 // NewBreaker returns a closed Breaker named after its integration. onChange,
 // if not nil, is called after every state change ("closed", "open",
 // "half-open"), in order, never concurrently, and may call the Breaker's
-// methods. A nil clock means SystemClock.
-func NewBreaker(name string, c BreakerConfig, next http.RoundTripper, clk Clock, onChange func(from, to string)) *Breaker {
+// methods. A nil clock means clock.System.
+func NewBreaker(name string, c BreakerConfig, next http.RoundTripper, clk clock.Clock, onChange func(from, to string)) *Breaker {
 	if clk == nil {
-		clk = SystemClock()
+		clk = clock.System()
 	}
 	if c.FailureRatio <= 0 {
 		c.FailureRatio = DefaultFailureRatio

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 var breakerCfg = BreakerConfig{FailureRatio: 0.5, MinRequests: 10, Window: 10 * time.Second, OpenFor: 5 * time.Second, HalfOpenProbes: 2}
@@ -61,7 +63,7 @@ func TestBreakerLifecycle(t *testing.T) {
 		}}
 		var log changeLog
 		var b *Breaker
-		b = NewBreaker("payments", breakerCfg, vendor, SystemClock(), log.record(&b))
+		b = NewBreaker("payments", breakerCfg, vendor, clock.System(), log.record(&b))
 
 		// 9 failures: under the minimum volume, still closed.
 		for range 9 {
@@ -136,7 +138,7 @@ func TestBreakerHalfOpenLimitsProbes(t *testing.T) {
 			<-release // probes hang until released
 			return status(200), nil
 		}}
-		b := NewBreaker("maps", breakerCfg, vendor, SystemClock(), nil)
+		b := NewBreaker("maps", breakerCfg, vendor, clock.System(), nil)
 		for range 10 {
 			_ = call(t, b)
 		}
@@ -186,7 +188,7 @@ func TestBreakerFailureClassification(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				vendor := &scriptRT{respond: sequence(tc.outcome)}
-				b := NewBreaker("sms", breakerCfg, vendor, SystemClock(), nil)
+				b := NewBreaker("sms", breakerCfg, vendor, clock.System(), nil)
 				for range breakerCfg.MinRequests {
 					ctx, cancel := context.Background(), context.CancelFunc(func() {})
 					if tc.deadline > 0 {
@@ -213,8 +215,8 @@ func TestBreakerFailureClassification(t *testing.T) {
 func TestBreakerCountsPerTryTimeoutAsFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vendor := &scriptRT{respond: sequence("hang")}
-		b := NewBreaker("crm", breakerCfg, vendor, SystemClock(), nil)
-		r := NewRetry(RetryPolicy{Attempts: 1, PerTry: 100 * time.Millisecond}, nil, b, SystemClock())
+		b := NewBreaker("crm", breakerCfg, vendor, clock.System(), nil)
+		r := NewRetry(RetryPolicy{Attempts: 1, PerTry: 100 * time.Millisecond}, nil, b, clock.System())
 		for range breakerCfg.MinRequests {
 			_, err := r.RoundTrip(newReq(t, context.Background(), "GET", ""))
 			if !errors.Is(err, ErrTryTimeout) {
@@ -235,7 +237,7 @@ func TestBreakerRollingWindowForgetsOldFailures(t *testing.T) {
 			}
 			return status(200), nil
 		}}
-		b := NewBreaker("ai", breakerCfg, vendor, SystemClock(), nil)
+		b := NewBreaker("ai", breakerCfg, vendor, clock.System(), nil)
 		for range 9 { // 9 failures at t=0
 			_ = call(t, b)
 		}
@@ -268,7 +270,7 @@ func TestBreakerRatioWithinWindow(t *testing.T) {
 			}
 			return status(200), nil
 		}}
-		b := NewBreaker("geo", breakerCfg, vendor, SystemClock(), nil)
+		b := NewBreaker("geo", breakerCfg, vendor, clock.System(), nil)
 		for i := 1; i <= 10; i++ {
 			_ = call(t, b)
 			if i < 10 && b.State() != "closed" {

@@ -3,6 +3,8 @@ package resilience
 import (
 	"sync"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // Budget defaults, used by FromConfig when the config leaves them unset.
@@ -28,7 +30,7 @@ const budgetBuckets = 10
 // Only first attempts count as requests. Safe for concurrent use; one
 // Budget is shared by every request to one integration.
 type Budget struct {
-	clk    Clock
+	clk    clock.Clock
 	ratio  float64
 	floor  float64
 	slice  time.Duration
@@ -51,10 +53,10 @@ type BudgetState struct {
 }
 
 // NewBudget returns a Budget; ratio < 0, window <= 0 and minPerSecond < 0
-// are replaced by the defaults above. A nil clock means SystemClock.
-func NewBudget(ratio float64, window time.Duration, minPerSecond float64, c Clock) *Budget {
+// are replaced by the defaults above. A nil clock means clock.System.
+func NewBudget(ratio float64, window time.Duration, minPerSecond float64, c clock.Clock) *Budget {
 	if c == nil {
-		c = SystemClock()
+		c = clock.System()
 	}
 	if ratio < 0 {
 		ratio = DefaultBudgetRatio

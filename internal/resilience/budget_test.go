@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 func spend(b *Budget, n int) int {
@@ -32,7 +34,7 @@ func TestBudget(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := NewBudget(tc.ratio, 10*time.Second, tc.floorPerSec, NewFakeClock(now0))
+			b := NewBudget(tc.ratio, 10*time.Second, tc.floorPerSec, clock.NewFake(now0))
 			for range tc.requests {
 				b.RecordRequest()
 			}
@@ -44,7 +46,7 @@ func TestBudget(t *testing.T) {
 }
 
 func TestBudgetWindowSlides(t *testing.T) {
-	clk := NewFakeClock(now0)
+	clk := clock.NewFake(now0)
 	b := NewBudget(0.5, 10*time.Second, 0, clk)
 	for range 20 {
 		b.RecordRequest()
@@ -72,7 +74,7 @@ func TestBudgetWindowSlides(t *testing.T) {
 }
 
 func TestBudgetDefaults(t *testing.T) {
-	b := NewBudget(-1, 0, -1, NewFakeClock(now0))
+	b := NewBudget(-1, 0, -1, clock.NewFake(now0))
 	if got := spend(b, 1000); got != int(DefaultBudgetFloor*DefaultBudgetWindow.Seconds()) {
 		t.Errorf("default floor granted %d", got)
 	}

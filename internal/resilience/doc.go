@@ -3,8 +3,8 @@
 // (exponential backoff with full jitter, per-try timeouts, Retry-After,
 // bounded by a Budget) and Breaker (a per-integration circuit breaker built on
 // sony/gobreaker), the per-integration Limiter (token buckets that also obey
-// the vendor's own rate-limit headers), the concurrency Bulkhead, and the
-// Clock they all read time from.
+// the vendor's own rate-limit headers) and the concurrency Bulkhead. They
+// read time from the clock.Clock their constructors take.
 //
 // The gateway composes them once per integration, outermost first:
 // limiter and bulkhead before proxying (step 6 of the request path), then

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // ErrRateLimited is matched by every refusal of Limiter.Wait.
@@ -70,7 +72,7 @@ func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited
 // concurrent use.
 type Limiter struct {
 	cfg    LimiterConfig
-	clk    Clock
+	clk    clock.Clock
 	global *rate.Limiter // nil: no integration bucket
 
 	mu              sync.Mutex
@@ -84,10 +86,10 @@ type Limiter struct {
 	refused atomic.Int64
 }
 
-// NewLimiter returns a Limiter; a nil clock means SystemClock.
-func NewLimiter(c LimiterConfig, clk Clock) *Limiter {
+// NewLimiter returns a Limiter; a nil clock means clock.System.
+func NewLimiter(c LimiterConfig, clk clock.Clock) *Limiter {
 	if clk == nil {
-		clk = SystemClock()
+		clk = clock.System()
 	}
 	if c.Burst <= 0 && c.Rate > 0 {
 		c.Burst = defaultBurst(c.Rate)
@@ -146,7 +148,7 @@ func (l *Limiter) Wait(ctx context.Context, caller string) (retryAfter time.Dura
 	counted := l.spendVendorLocked(now)
 	l.mu.Unlock()
 
-	if err := Sleep(ctx, l.clk, delay); err != nil {
+	if err := clock.Sleep(ctx, l.clk, delay); err != nil {
 		cancelAll(reservations, l.clk.Now())
 		if counted {
 			l.mu.Lock()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // admitted counts how many of n immediate Wait calls pass.
@@ -28,7 +30,7 @@ func admitted(t *testing.T, l *Limiter, caller string, n int) int {
 }
 
 func TestLimiterTokenBucket(t *testing.T) {
-	clk := NewFakeClock(now0)
+	clk := clock.NewFake(now0)
 	l := NewLimiter(LimiterConfig{Rate: 10, Burst: 5}, clk)
 	if got := admitted(t, l, "billing", 20); got != 5 {
 		t.Errorf("burst admitted %d, want 5", got)
@@ -51,7 +53,7 @@ func TestLimiterTokenBucket(t *testing.T) {
 }
 
 func TestLimiterPerCaller(t *testing.T) {
-	clk := NewFakeClock(now0)
+	clk := clock.NewFake(now0)
 	l := NewLimiter(LimiterConfig{Rate: 100, Burst: 100, PerCaller: 2}, clk)
 	if got := admitted(t, l, "billing", 10); got != 2 {
 		t.Errorf("billing admitted %d, want 2 (its own burst)", got)
@@ -67,7 +69,7 @@ func TestLimiterPerCaller(t *testing.T) {
 }
 
 func TestLimiterCallerMapIsBounded(t *testing.T) {
-	clk := NewFakeClock(now0)
+	clk := clock.NewFake(now0)
 	l := NewLimiter(LimiterConfig{PerCaller: 1, MaxCallers: 3}, clk)
 	for i := range 10 {
 		admitted(t, l, fmt.Sprint("caller-", i), 1)
@@ -91,7 +93,7 @@ func TestLimiterCallerMapIsBounded(t *testing.T) {
 
 func TestLimiterMaxWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := NewLimiter(LimiterConfig{Rate: 2, Burst: 1, MaxWait: 600 * time.Millisecond}, SystemClock())
+		l := NewLimiter(LimiterConfig{Rate: 2, Burst: 1, MaxWait: 600 * time.Millisecond}, clock.System())
 		start := time.Now()
 		for i, want := range []time.Duration{0, 500 * time.Millisecond, time.Second} {
 			if _, err := l.Wait(context.Background(), "c"); err != nil {
@@ -117,7 +119,7 @@ func TestLimiterMaxWait(t *testing.T) {
 
 func TestLimiterWaitCancelledGivesTokenBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := NewLimiter(LimiterConfig{Rate: 1, Burst: 1, MaxWait: 5 * time.Second}, SystemClock())
+		l := NewLimiter(LimiterConfig{Rate: 1, Burst: 1, MaxWait: 5 * time.Second}, clock.System())
 		admitted(t, l, "c", 1)
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
@@ -157,7 +159,7 @@ func TestLimiterObeysVendorHeaders(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := NewFakeClock(now0)
+			clk := clock.NewFake(now0)
 			l := NewLimiter(LimiterConfig{Rate: 1000, MaxPause: time.Minute}, clk)
 			l.Observe(tc.status, tc.h)
 			ra, err := l.Wait(context.Background(), "c")
@@ -187,7 +189,7 @@ func TestLimiterObeysVendorHeaders(t *testing.T) {
 }
 
 func TestLimiterSpendsVendorQuotaThenPauses(t *testing.T) {
-	clk := NewFakeClock(now0)
+	clk := clock.NewFake(now0)
 	l := NewLimiter(LimiterConfig{}, clk) // no token buckets: only the vendor's word
 	l.Observe(200, hdr("X-RateLimit-Remaining", "3", "X-RateLimit-Reset", "10"))
 	if got := admitted(t, l, "c", 10); got != 3 {
@@ -208,7 +210,7 @@ func TestLimiterSpendsVendorQuotaThenPauses(t *testing.T) {
 
 func TestLimiterWaitsOutShortVendorPause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := NewLimiter(LimiterConfig{MaxWait: 2 * time.Second}, SystemClock())
+		l := NewLimiter(LimiterConfig{MaxWait: 2 * time.Second}, clock.System())
 		l.Observe(429, hdr("Retry-After", "1"))
 		start := time.Now()
 		if _, err := l.Wait(context.Background(), "c"); err != nil {
@@ -237,8 +239,8 @@ func TestLimiterObservingStopsRetriesDuringVendorPause(t *testing.T) {
 		// must not be sent, and the caller learns when to come back.
 		first := status(503, "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "5")
 		vendor := &scriptRT{respond: sequence(first, 200)}
-		l := NewLimiter(LimiterConfig{}, SystemClock())
-		r := NewRetry(policy3, nil, l.Observing(vendor), SystemClock())
+		l := NewLimiter(LimiterConfig{}, clock.System())
+		r := NewRetry(policy3, nil, l.Observing(vendor), clock.System())
 		_, err := r.RoundTrip(newReq(t, context.Background(), "GET", ""))
 		var rle *RateLimitError
 		if !errors.As(err, &rle) || rle.Scope != "vendor" || rle.RetryAfter > 5*time.Second || rle.RetryAfter < 4*time.Second {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // RetryPolicy says how a Retry retries.
@@ -59,7 +61,7 @@ type Retry struct {
 	p      RetryPolicy
 	budget *Budget
 	next   http.RoundTripper
-	clk    Clock
+	clk    clock.Clock
 	jitter func(n int64) int64 // uniform in [0, n); replaced in tests
 
 	retries, denied atomic.Int64
@@ -68,10 +70,10 @@ type Retry struct {
 var _ http.RoundTripper = (*Retry)(nil)
 
 // NewRetry returns a Retry sending through next. A nil budget means retries
-// are bounded by Attempts alone; a nil clock means SystemClock.
-func NewRetry(p RetryPolicy, b *Budget, next http.RoundTripper, c Clock) *Retry {
+// are bounded by Attempts alone; a nil clock means clock.System.
+func NewRetry(p RetryPolicy, b *Budget, next http.RoundTripper, c clock.Clock) *Retry {
 	if c == nil {
-		c = SystemClock()
+		c = clock.System()
 	}
 	return &Retry{p: p, budget: b, next: next, clk: c, jitter: rand.Int64N}
 }
@@ -140,7 +142,7 @@ func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp != nil {
 			discard(resp)
 		}
-		if err := Sleep(ctx, r.clk, wait); err != nil {
+		if err := clock.Sleep(ctx, r.clk, wait); err != nil {
 			return nil, fmt.Errorf("retry: waiting to retry: %w", context.Cause(ctx))
 		}
 		r.retries.Add(1)

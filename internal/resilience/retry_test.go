@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 func newReq(t testing.TB, ctx context.Context, method, body string, kv ...string) *http.Request {
@@ -83,7 +85,7 @@ func TestRetryDecisions(t *testing.T) {
 					p.Attempts = tc.attempts
 				}
 				vendor := &scriptRT{respond: tc.vendor}
-				r := NewRetry(p, nil, vendor, SystemClock())
+				r := NewRetry(p, nil, vendor, clock.System())
 				req := newReq(t, context.Background(), tc.method, tc.body, tc.headers...)
 				if tc.noGetBody {
 					req.GetBody = nil
@@ -145,7 +147,7 @@ func TestRetryAfter(t *testing.T) {
 				start := time.Now()
 				first := status(tc.code, "Retry-After", tc.retryAfter(start))
 				vendor := &scriptRT{respond: sequence(first, 200)}
-				r := NewRetry(policy3, nil, vendor, SystemClock())
+				r := NewRetry(policy3, nil, vendor, clock.System())
 				r.jitter = func(int64) int64 { return 0 }
 				ctx := context.Background()
 				if tc.deadline > 0 {
@@ -175,7 +177,7 @@ func TestRetryBackoffFullJitter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vendor := &scriptRT{respond: always(503)}
 		p := RetryPolicy{Attempts: 5, Backoff: 100 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}
-		r := NewRetry(p, nil, vendor, SystemClock())
+		r := NewRetry(p, nil, vendor, clock.System())
 		var ceilings []time.Duration
 		r.jitter = func(n int64) int64 { ceilings = append(ceilings, time.Duration(n)); return n - 1 } // the top of the range
 		start := time.Now()
@@ -214,7 +216,7 @@ func TestRetryJitterStaysInRange(t *testing.T) {
 func TestRetryStopsWhenContextDone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vendor := &scriptRT{respond: always(503)}
-		r := NewRetry(RetryPolicy{Attempts: 5, Backoff: time.Second, MaxBackoff: time.Second}, nil, vendor, SystemClock())
+		r := NewRetry(RetryPolicy{Attempts: 5, Backoff: time.Second, MaxBackoff: time.Second}, nil, vendor, clock.System())
 		r.jitter = func(n int64) int64 { return n - 1 }
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(500*time.Millisecond, cancel)
@@ -228,7 +230,7 @@ func TestRetryStopsWhenContextDone(t *testing.T) {
 		}
 		// An already-finished context gets no retry at all.
 		vendor2 := &scriptRT{respond: always(503)}
-		r2 := NewRetry(policy3, nil, vendor2, SystemClock())
+		r2 := NewRetry(policy3, nil, vendor2, clock.System())
 		done, cancel2 := context.WithCancel(context.Background())
 		cancel2()
 		if resp, _ := r2.RoundTrip(newReq(t, done, "GET", "")); resp != nil {
@@ -243,7 +245,7 @@ func TestRetryStopsWhenContextDone(t *testing.T) {
 func TestRetryPerTryTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vendor := &scriptRT{respond: sequence("hang", 200)}
-		r := NewRetry(RetryPolicy{Attempts: 3, PerTry: time.Second}, nil, vendor, SystemClock())
+		r := NewRetry(RetryPolicy{Attempts: 3, PerTry: time.Second}, nil, vendor, clock.System())
 		start := time.Now()
 		resp, err := r.RoundTrip(newReq(t, context.Background(), "GET", ""))
 		if err != nil {
@@ -263,7 +265,7 @@ func TestRetryPerTryTimeout(t *testing.T) {
 func TestRetryHangingVendorBoundedByDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vendor := &scriptRT{respond: sequence("hang")}
-		r := NewRetry(RetryPolicy{Attempts: 10, PerTry: time.Second, Backoff: 50 * time.Millisecond}, nil, vendor, SystemClock())
+		r := NewRetry(RetryPolicy{Attempts: 10, PerTry: time.Second, Backoff: 50 * time.Millisecond}, nil, vendor, clock.System())
 		ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -283,7 +285,7 @@ func TestRetryHangingVendorBoundedByDeadline(t *testing.T) {
 func TestRetryDrainsAndClosesRetriedBodies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vendor := &scriptRT{respond: sequence(503, 502, 200)}
-		r := NewRetry(policy3, nil, vendor, SystemClock())
+		r := NewRetry(policy3, nil, vendor, clock.System())
 		resp, err := r.RoundTrip(newReq(t, context.Background(), "GET", ""))
 		if err != nil {
 			t.Fatal(err)
@@ -303,8 +305,8 @@ func TestRetryDrainsAndClosesRetriedBodies(t *testing.T) {
 func TestRetryStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vendor := &scriptRT{respond: always(503)}
-		b := NewBudget(0, 10*time.Second, 0.1, SystemClock()) // one retry per window
-		r := NewRetry(policy3, b, vendor, SystemClock())
+		b := NewBudget(0, 10*time.Second, 0.1, clock.System()) // one retry per window
+		r := NewRetry(policy3, b, vendor, clock.System())
 		for range 2 {
 			resp, err := r.RoundTrip(newReq(t, context.Background(), "GET", ""))
 			if err != nil {
@@ -324,8 +326,8 @@ func TestRetryStats(t *testing.T) {
 func TestRetryBudgetBoundsOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vendor := &scriptRT{respond: always(503)}
-		budget := NewBudget(0.2, 10*time.Second, 1, SystemClock())
-		r := NewRetry(RetryPolicy{Attempts: 3, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}, budget, vendor, SystemClock())
+		budget := NewBudget(0.2, 10*time.Second, 1, clock.System())
+		r := NewRetry(RetryPolicy{Attempts: 3, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}, budget, vendor, clock.System())
 		const perSecond, seconds = 50, 60
 		for range seconds * perSecond {
 			go func() {

@@ -83,7 +83,7 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 	a.usage = newUsageWriter(st, log)
 	a.closers = append(a.closers, a.usage.close)
 	a.series = dashboard.NewSeries(nil)
-	hub, err := anomaly.NewHub(cfg.Alerts.Sinks, log, a.metrics.Registry, nil, anomaly.WithHTTPClient(internal.Client(alertClientTimeout)))
+	hub, err := anomaly.NewHub(cfg.Alerts.Sinks, log, a.metrics.Registry, anomaly.WithHTTPClient(internal.Client(alertClientTimeout)))
 	if err != nil {
 		a.close()
 		return nil, fmt.Errorf("alerts: %w", err)

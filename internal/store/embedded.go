@@ -14,6 +14,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // EmbeddedFile is the name of the embedded store's file under data_dir.
@@ -40,8 +42,8 @@ type EmbeddedOptions struct {
 	// UsageRetention is how long usage records are kept. Default
 	// DefaultUsageRetention.
 	UsageRetention time.Duration
-	// Now is the clock for expiry, leases and retention (nil: time.Now).
-	Now func() time.Time
+	// Clock is the clock for expiry, leases and retention (nil: clock.System).
+	Clock clock.Clock
 	// Logger receives background sweep failures (nil: discarded).
 	Logger *slog.Logger
 }
@@ -99,9 +101,7 @@ func OpenEmbedded(dir string, opts EmbeddedOptions) (*Embedded, error) {
 	if opts.UsageRetention <= 0 {
 		opts.UsageRetention = DefaultUsageRetention
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Clock = clock.Or(opts.Clock)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,7 +129,7 @@ func OpenEmbedded(dir string, opts EmbeddedOptions) (*Embedded, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: initialise %s: %w", path, err)
 	}
-	e := &Embedded{db: db, path: path, opts: opts, lim: newLocalLimiter(opts.Now),
+	e := &Embedded{db: db, path: path, opts: opts, lim: newLocalLimiter(opts.Clock),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	// The file lock says the process that held these leases is gone: its
 	// work resumes now, not when the leases run out.
@@ -215,7 +215,7 @@ func (e *Embedded) SetNX(_ context.Context, key string, val []byte, ttl time.Dur
 	}
 	var stored bool
 	err := e.update("setnx", func(tx *bolt.Tx) error {
-		now := e.opts.Now()
+		now := e.opts.Clock.Now()
 		if _, ok := kvLive(tx, key, now); ok {
 			return nil
 		}
@@ -230,7 +230,7 @@ func (e *Embedded) Set(_ context.Context, key string, val []byte, ttl time.Durat
 		return err
 	}
 	return e.update("set", func(tx *bolt.Tx) error {
-		return kvPut(tx, key, val, expiry(e.opts.Now(), ttl))
+		return kvPut(tx, key, val, expiry(e.opts.Clock.Now(), ttl))
 	})
 }
 
@@ -240,7 +240,7 @@ func (e *Embedded) Get(_ context.Context, key string) ([]byte, error) {
 	}
 	var out []byte
 	err := e.view("get", func(tx *bolt.Tx) error {
-		v, ok := kvLive(tx, key, e.opts.Now())
+		v, ok := kvLive(tx, key, e.opts.Clock.Now())
 		if !ok {
 			return ErrNotFound
 		}

@@ -77,7 +77,7 @@ func (e *Embedded) Enqueue(_ context.Context, queue string, j Job) error {
 		if q.Bucket(qJobs).Get([]byte(j.ID)) != nil {
 			return fmt.Errorf("store: job %s in %s: %w", j.ID, queue, ErrJobExists)
 		}
-		now := e.opts.Now()
+		now := e.opts.Clock.Now()
 		j.State = JobPending
 		if j.Created.IsZero() {
 			j.Created = now
@@ -106,7 +106,7 @@ func (e *Embedded) Claim(_ context.Context, queue string, n int, lease time.Dura
 		if err != nil || q == nil {
 			return err
 		}
-		now := e.opts.Now()
+		now := e.opts.Clock.Now()
 		c := q.Bucket(qLive).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
 			j, err := loadJob(q, queue, string(k[8:]))
@@ -149,7 +149,7 @@ func (e *Embedded) finish(op, queue, id string, fn func(*embJob, time.Time)) err
 		if j.State != JobRunning {
 			return fmt.Errorf("store: job %s in %s is %s: %w", id, queue, j.State, ErrNotClaimed)
 		}
-		now := e.opts.Now()
+		now := e.opts.Clock.Now()
 		fn(&j, now)
 		j.Updated, j.LeaseUntil = now, time.Time{}
 		if err := saveJob(q, j); err != nil {
@@ -229,7 +229,7 @@ func (e *Embedded) Stats(_ context.Context, queue string) (int, time.Time, error
 func (e *Embedded) releaseLeases() (int, error) {
 	n := 0
 	err := e.update("release leases", func(tx *bolt.Tx) error {
-		now := e.opts.Now()
+		now := e.opts.Clock.Now()
 		qs := tx.Bucket(bucketQueues)
 		var names []string
 		if err := qs.ForEachBucket(func(name []byte) error { names = append(names, string(name)); return nil }); err != nil {

@@ -35,7 +35,7 @@ func (e *Embedded) sweepLoop() {
 // JobRetention and usage records older than UsageRetention. It runs every
 // SweepInterval on its own; reads never return expired entries either way.
 func (e *Embedded) Sweep(ctx context.Context) error {
-	now := e.opts.Now()
+	now := e.opts.Clock.Now()
 	steps := []func(*bolt.Tx, time.Time) (int, error){
 		sweepKV,
 		func(tx *bolt.Tx, now time.Time) (int, error) { return sweepJobs(tx, now.Add(-e.opts.JobRetention)) },

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -35,19 +36,6 @@ func TestMain(m *testing.M) {
 	// to slog as cmd/portcullis should, and drop it to keep test output clean.
 	redis.SetLogger(store.RedisLog{Logger: slog.New(slog.DiscardHandler)})
 	os.Exit(m.Run())
-}
-
-// fakeClock is a settable clock for expiry and retention.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // rawKeys counts the keys in a top-level bucket of a closed embedded file,
@@ -190,9 +178,9 @@ func TestEmbeddedClosedIsUnavailable(t *testing.T) {
 }
 
 func TestEmbeddedExpiryAndRetention(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	clk := clock.NewFake(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	dir := t.TempDir()
-	s, err := store.OpenEmbedded(dir, store.EmbeddedOptions{Now: clock.Now, SweepInterval: -1,
+	s, err := store.OpenEmbedded(dir, store.EmbeddedOptions{Clock: clk, SweepInterval: -1,
 		JobRetention: 24 * time.Hour, UsageRetention: 30 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -212,17 +200,17 @@ func TestEmbeddedExpiryAndRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	must(s.Complete(bg, "q", "done", store.JobSucceeded, nil, ""))
-	must(s.AppendUsage(bg, []store.UsageRecord{{Time: clock.Now().Add(-31 * 24 * time.Hour), Caller: "old"}, {Time: clock.Now(), Caller: "new"}}))
+	must(s.AppendUsage(bg, []store.UsageRecord{{Time: clk.Now().Add(-31 * 24 * time.Hour), Caller: "old"}, {Time: clk.Now(), Caller: "new"}}))
 
-	clock.Advance(time.Minute - time.Nanosecond)
+	clk.Advance(time.Minute - time.Nanosecond)
 	if _, err := s.Get(bg, "short"); err != nil {
 		t.Errorf("Get 1ns before expiry: %v", err)
 	}
-	clock.Advance(time.Nanosecond)
+	clk.Advance(time.Nanosecond)
 	if _, err := s.Get(bg, "short"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get at expiry error = %v, want ErrNotFound (checked on read)", err)
 	}
-	clock.Advance(25 * time.Hour)
+	clk.Advance(25 * time.Hour)
 	must(s.Sweep(bg))
 
 	if _, err := s.GetJob(bg, "q", "done"); !errors.Is(err, store.ErrNotFound) {
@@ -232,7 +220,7 @@ func TestEmbeddedExpiryAndRetention(t *testing.T) {
 		t.Errorf("pending job after sweep = %v, %v; want it kept", j.State, err)
 	}
 	var callers []string
-	must(s.ScanUsage(bg, time.Time{}, clock.Now().Add(time.Hour), func(r store.UsageRecord) error { callers = append(callers, r.Caller); return nil }))
+	must(s.ScanUsage(bg, time.Time{}, clk.Now().Add(time.Hour), func(r store.UsageRecord) error { callers = append(callers, r.Caller); return nil }))
 	if diff := cmp.Diff([]string{"new"}, callers); diff != "" {
 		t.Errorf("usage after sweep (-want +got):\n%s", diff)
 	}
@@ -246,9 +234,9 @@ func TestEmbeddedExpiryAndRetention(t *testing.T) {
 }
 
 func TestEmbeddedBackgroundSweep(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clk := clock.NewFake(time.Now())
 	dir := t.TempDir()
-	s, err := store.OpenEmbedded(dir, store.EmbeddedOptions{Now: clock.Now, SweepInterval: 10 * time.Millisecond})
+	s, err := store.OpenEmbedded(dir, store.EmbeddedOptions{Clock: clk, SweepInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +245,7 @@ func TestEmbeddedBackgroundSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clock.Advance(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	time.Sleep(300 * time.Millisecond) // ~30 sweep ticks
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // RateLimiter is a rate limiter whose budget is shared by everything using
@@ -44,7 +46,7 @@ func gcraStep(tat, now time.Time, interval, tolerance time.Duration) (time.Time,
 // process needs no shared state, and limiter state need not survive a
 // restart (an empty TAT is the same as a fully recovered budget).
 type localLimiter struct {
-	now func() time.Time
+	clk clock.Clock
 
 	mu    sync.Mutex
 	tat   map[string]time.Time
@@ -56,8 +58,8 @@ type localLimiter struct {
 // keyed per caller does not grow without bound.
 const sweepEvery = 4096
 
-func newLocalLimiter(now func() time.Time) *localLimiter {
-	return &localLimiter{now: now, tat: map[string]time.Time{}}
+func newLocalLimiter(clk clock.Clock) *localLimiter {
+	return &localLimiter{clk: clk, tat: map[string]time.Time{}}
 }
 
 func (l *localLimiter) Allow(_ context.Context, key string, ratePerSec float64, burst int, now time.Time) (bool, time.Duration, error) {
@@ -66,7 +68,7 @@ func (l *localLimiter) Allow(_ context.Context, key string, ratePerSec float64, 
 		return false, 0, err
 	}
 	if now.IsZero() {
-		now = l.now()
+		now = l.clk.Now()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

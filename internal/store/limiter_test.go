@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 func TestLocalGCRA(t *testing.T) {
@@ -40,7 +42,7 @@ func TestLocalGCRA(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := NewMemory(func() time.Time { return t0 })
+			m := NewMemory(clock.NewFake(t0))
 			for i, c := range tc.calls {
 				ok, retry, err := m.Allow(context.Background(), "k", tc.rate, tc.burst, t0.Add(c.at))
 				if err != nil {
@@ -64,7 +66,7 @@ func FuzzGCRANeverExceedsBudget(f *testing.F) {
 		if !(rate >= 0.01 && rate <= 1e6) || burst < 1 || burst > 1000 || len(gaps) > 2000 {
 			return
 		}
-		l := newLocalLimiter(time.Now)
+		l := newLocalLimiter(clock.System())
 		t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 		now := t0
 		var admitted []time.Time

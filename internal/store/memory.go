@@ -7,12 +7,14 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // Memory is a Store kept in process memory: for tests and the demo. It is
 // not durable; use the embedded store under data_dir for that.
 type Memory struct {
-	now func() time.Time
+	clk clock.Clock
 	lim *localLimiter
 
 	mu      sync.Mutex
@@ -37,12 +39,10 @@ var (
 	_ RateLimiter = (*Memory)(nil)
 )
 
-// NewMemory returns an empty Memory store; now may be nil (time.Now).
-func NewMemory(now func() time.Time) *Memory {
-	if now == nil {
-		now = time.Now
-	}
-	return &Memory{now: now, lim: newLocalLimiter(now), kv: map[string]memEntry{}, jobs: map[string]map[string]*memJob{}}
+// NewMemory returns an empty Memory store; a nil clock means clock.System.
+func NewMemory(clk clock.Clock) *Memory {
+	clk = clock.Or(clk)
+	return &Memory{clk: clk, lim: newLocalLimiter(clk), kv: map[string]memEntry{}, jobs: map[string]map[string]*memJob{}}
 }
 
 func (m *Memory) live(key string, now time.Time) (memEntry, bool) {
@@ -86,7 +86,7 @@ func (m *Memory) SetNX(_ context.Context, key string, val []byte, ttl time.Durat
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clk.Now()
 	if _, ok := m.live(key, now); ok {
 		return false, nil
 	}
@@ -100,7 +100,7 @@ func (m *Memory) Set(_ context.Context, key string, val []byte, ttl time.Duratio
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.put(key, val, m.now(), ttl)
+	m.put(key, val, m.clk.Now(), ttl)
 	return nil
 }
 
@@ -110,7 +110,7 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.live(key, m.now())
+	e, ok := m.live(key, m.clk.Now())
 	if !ok {
 		return nil, ErrNotFound
 	}
@@ -149,7 +149,7 @@ func (m *Memory) Enqueue(_ context.Context, queue string, j Job) error {
 	if _, ok := q[j.ID]; ok {
 		return fmt.Errorf("store: job %s in %s: %w", j.ID, queue, ErrJobExists)
 	}
-	now := m.now()
+	now := m.clk.Now()
 	j.State = JobPending
 	if j.Created.IsZero() {
 		j.Created = now
@@ -168,7 +168,7 @@ func (m *Memory) Claim(_ context.Context, queue string, n int, lease time.Durati
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	now := m.clk.Now()
 	var due []*memJob
 	for _, j := range m.jobs[queue] {
 		switch {
@@ -226,7 +226,7 @@ func (m *Memory) Complete(_ context.Context, queue, id string, state JobState, r
 	if err != nil {
 		return err
 	}
-	j.State, j.Result, j.LastError, j.Updated = state, slices.Clone(result), lastErr, m.now()
+	j.State, j.Result, j.LastError, j.Updated = state, slices.Clone(result), lastErr, m.clk.Now()
 	return nil
 }
 
@@ -237,7 +237,7 @@ func (m *Memory) Retry(_ context.Context, queue, id string, notBefore time.Time,
 	if err != nil {
 		return err
 	}
-	j.State, j.NotBefore, j.LastError, j.Updated = JobPending, notBefore, lastErr, m.now()
+	j.State, j.NotBefore, j.LastError, j.Updated = JobPending, notBefore, lastErr, m.clk.Now()
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
 // DefaultUsageMaxRecords caps the Redis usage set when RedisOptions leaves
@@ -38,9 +40,9 @@ type RedisOptions struct {
 	// UsageMaxRecords caps the number of usage records kept, oldest dropped
 	// first. Default DefaultUsageMaxRecords; negative means no cap.
 	UsageMaxRecords int64
-	// Now is the clock for usage retention (nil: time.Now). TTLs, leases,
-	// NotBefore and the rate limiter use the Redis server's clock.
-	Now func() time.Time
+	// Clock is the clock for usage retention (nil: clock.System). TTLs,
+	// leases, NotBefore and the rate limiter use the Redis server's clock.
+	Clock clock.Clock
 	// Timeout bounds every call of the store (state.redis_timeout): waiting
 	// for a pooled connection, connecting, go-redis's retry and the reply all
 	// fit in it, and a caller's earlier deadline wins. Default DefaultTimeout.
@@ -113,9 +115,7 @@ func OpenRedis(url string, opts RedisOptions) (*Redis, error) {
 	if opts.UsageMaxRecords == 0 {
 		opts.UsageMaxRecords = DefaultUsageMaxRecords
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Clock = clock.Or(opts.Clock)
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}

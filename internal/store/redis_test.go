@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -137,7 +138,7 @@ func TestRedisUsageTrimmedByAgeAndCount(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.opts.Now = func() time.Time { return now }
+			tc.opts.Clock = clock.NewFake(now)
 			r := openRedis(t, testPrefix(), tc.opts)
 			for i, age := range tc.ages {
 				if err := r.AppendUsage(bg, []store.UsageRecord{{Time: now.Add(-age), Caller: fmt.Sprint(i)}}); err != nil {

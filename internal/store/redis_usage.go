@@ -39,7 +39,7 @@ func (r *Redis) AppendUsage(ctx context.Context, recs []UsageRecord) error {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	key := r.usageKey()
-	cutoff := usageScore(r.opts.Now().Add(-r.opts.UsageRetention))
+	cutoff := usageScore(r.opts.Clock.Now().Add(-r.opts.UsageRetention))
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, key, members...)
 		p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatFloat(cutoff, 'f', -1, 64))

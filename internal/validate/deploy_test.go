@@ -106,7 +106,7 @@ func exportedNames(t *testing.T) []string {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
-	hub, err := anomaly.NewHub([]*config.Sink{{Type: "webhook", URL: srv.URL}}, nil, reg, nil,
+	hub, err := anomaly.NewHub([]*config.Sink{{Type: "webhook", URL: srv.URL}}, nil, reg,
 		anomaly.WithHTTPClient(&http.Client{Transport: &http.Transport{}}))
 	if err != nil {
 		t.Fatal(err)

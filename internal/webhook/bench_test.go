@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -36,8 +37,8 @@ func BenchmarkVerify(b *testing.B) {
 // the in-memory store, and the refusal of a bad signature.
 func BenchmarkHandler(b *testing.B) {
 	f := newFixture(b, testWebhooks("http://127.0.0.1:1/unused"))
-	f.clock = &clock{t: time.Now()}
-	f.opts.Now = time.Now // buckets refill as in production
+	f.clock = clock.NewFake(time.Now())
+	f.opts.Clock = clock.System() // buckets refill as in production
 	n := 0
 	source := func() string { // spread over sources: measure the path, not the limiter
 		n = (n + 1) % 4000

@@ -17,29 +17,13 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/portcullis-dev/portcullis/internal/conf"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
-// clock is a settable clock shared by the store, the Handler and the Forwarder.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: baseTime} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is a fake clock shared by the store, the Handler and the Forwarder.
+func newClock() *clock.Fake { return clock.NewFake(baseTime) }
 
 // logBuf collects JSON log records safely across goroutines.
 type logBuf struct {
@@ -91,7 +75,7 @@ var testSecrets = map[string]string{
 
 type fixture struct {
 	t        testing.TB
-	clock    *clock
+	clock    *clock.Fake
 	store    Store
 	logs     *logBuf
 	metrics  *Metrics
@@ -107,7 +91,7 @@ type fixture struct {
 func newFixture(t testing.TB, webhooks map[string]*Spec) *fixture {
 	t.Helper()
 	f := &fixture{t: t, clock: newClock(), logs: &logBuf{}, webhooks: webhooks, missing: map[string]bool{}}
-	f.store = store.NewMemory(f.clock.Now)
+	f.store = store.NewMemory(f.clock)
 	f.registry = prometheus.NewRegistry()
 	m, err := NewMetrics(f.registry)
 	if err != nil {
@@ -115,7 +99,7 @@ func newFixture(t testing.TB, webhooks map[string]*Spec) *fixture {
 	}
 	f.metrics = m
 	f.opts = Options{
-		Store: f.store, Secrets: f.secretFunc, Now: f.clock.Now, Metrics: m,
+		Store: f.store, Secrets: f.secretFunc, Clock: f.clock, Metrics: m,
 		Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnEvent: f.onEvent, Jitter: func() float64 { return 0 },
 		// The receivers are httptest servers on loopback ports chosen at

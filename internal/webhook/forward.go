@@ -181,7 +181,7 @@ func (f *Forwarder) refreshStats(ctx context.Context, t target) {
 	}
 	age := 0.0
 	if !oldest.IsZero() {
-		age = max(0, f.o.Now().Sub(oldest).Seconds())
+		age = max(0, f.o.Clock.Now().Sub(oldest).Seconds())
 	}
 	f.o.Metrics.QueueDepth.WithLabelValues(t.name).Set(float64(depth))
 	f.o.Metrics.QueueOldestAge.WithLabelValues(t.name).Set(age)
@@ -225,7 +225,7 @@ func (f *Forwarder) deliver(ctx context.Context, t target, j store.Job) {
 	if !errors.As(err, &ae) {
 		ae = &attemptError{public: "delivery failed", err: err}
 	}
-	now := f.o.Now()
+	now := f.o.Clock.Now()
 	switch {
 	case ae.status == http.StatusGone:
 		f.giveUp(sctx, log, t, j, "receiver answered 410 Gone")
@@ -256,7 +256,7 @@ func (f *Forwarder) giveUp(ctx context.Context, log *slog.Logger, t target, j st
 	f.o.Metrics.Forwards.WithLabelValues(t.name, "failed").Inc()
 	f.o.Metrics.Alerts.WithLabelValues(t.name, "forward_gave_up").Inc()
 	log.LogAttrs(ctx, slog.LevelError, "webhook forward gave up", slog.String(keyReason, why))
-	f.o.OnEvent(Event{Kind: EventForwardGaveUp, Webhook: t.name, Time: f.o.Now(), Count: 1,
+	f.o.OnEvent(Event{Kind: EventForwardGaveUp, Webhook: t.name, Time: f.o.Clock.Now(), Count: 1,
 		Detail: "job " + j.ID + ": " + why})
 }
 
@@ -276,7 +276,7 @@ func (f *Forwarder) post(ctx context.Context, t target, p forwardJob) (int, erro
 	if err != nil {
 		return 0, &attemptError{public: "bad forward_to", err: err}
 	}
-	ts := f.o.Now()
+	ts := f.o.Clock.Now()
 	ct := p.ContentType
 	if ct == "" {
 		ct = "application/json"

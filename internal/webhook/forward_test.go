@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -123,8 +124,8 @@ func TestForwardReSignsWithForwardSecret(t *testing.T) {
 	rcv.up()
 	f := newFixture(t, testWebhooks(rcv.url()))
 	f.clock = clk
-	f.store = store.NewMemory(clk.Now)
-	f.opts.Store, f.opts.Now = f.store, clk.Now
+	f.store = store.NewMemory(clk)
+	f.opts.Store, f.opts.Clock = f.store, clk
 	h, fw := f.handler(), f.forwarder()
 
 	r := f.signed("github", "72d3162e-cc78-11e3-81ab-4c9367dc0958", eventBody, "env:GITHUB")
@@ -151,21 +152,21 @@ func TestForwardReSignsWithForwardSecret(t *testing.T) {
 }
 
 // openStore opens the store for one "process life"; close ends it.
-type openStore func(t *testing.T, now func() time.Time) (s Store, close func())
+type openStore func(t *testing.T, clk clock.Clock) (s Store, close func())
 
 func memoryLives() openStore {
 	var m *store.Memory
-	return func(_ *testing.T, now func() time.Time) (Store, func()) {
+	return func(_ *testing.T, clk clock.Clock) (Store, func()) {
 		if m == nil {
-			m = store.NewMemory(now) // a Memory store outlives the Handler and Forwarder only
+			m = store.NewMemory(clk) // a Memory store outlives the Handler and Forwarder only
 		}
 		return m, func() {}
 	}
 }
 
 func embeddedLives(dir string) openStore {
-	return func(t *testing.T, now func() time.Time) (Store, func()) {
-		e, err := store.OpenEmbedded(dir, store.EmbeddedOptions{Now: now, SweepInterval: -1})
+	return func(t *testing.T, clk clock.Clock) (Store, func()) {
+		e, err := store.OpenEmbedded(dir, store.EmbeddedOptions{Clock: clk, SweepInterval: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,9 +191,9 @@ func TestReceiverDownAcrossRestart(t *testing.T) {
 			rcv := newReceiver(t, clk.Now)
 			life := func() (*fixture, *Handler, *Forwarder, func()) {
 				f := newFixture(t, testWebhooks(rcv.url()))
-				s, closeStore := tt.open(t, clk.Now)
+				s, closeStore := tt.open(t, clk)
 				f.clock, f.store = clk, s
-				f.opts.Store, f.opts.Now = s, clk.Now
+				f.opts.Store, f.opts.Clock = s, clk
 				f.opts.RetryBase, f.opts.RetryMax = time.Second, 30*time.Second
 				return f, f.handler(), f.forwarder(), closeStore
 			}
@@ -255,8 +256,8 @@ func TestForwardReclaimsAfterLease(t *testing.T) {
 	rcv := newReceiver(t, clk.Now)
 	rcv.up()
 	f := newFixture(t, testWebhooks(rcv.url()))
-	f.clock, f.store = clk, store.NewMemory(clk.Now)
-	f.opts.Store, f.opts.Now = f.store, clk.Now
+	f.clock, f.store = clk, store.NewMemory(clk)
+	f.opts.Store, f.opts.Clock = f.store, clk
 	if rec := serve(f.handler(), f.signed("payments", "msg_l", eventBody, "env:STD_NEW")); rec.Code != 200 {
 		t.Fatal(rec.Code)
 	}
@@ -306,8 +307,8 @@ func TestForwardFailures(t *testing.T) {
 			}
 			rcv.set(tt.status, tt.header)
 			f := newFixture(t, testWebhooks(rcv.url()))
-			f.clock, f.store = clk, store.NewMemory(clk.Now)
-			f.opts.Store, f.opts.Now = f.store, clk.Now
+			f.clock, f.store = clk, store.NewMemory(clk)
+			f.opts.Store, f.opts.Clock = f.store, clk
 			if rec := serve(f.handler(), f.signed("payments", "msg_f", eventBody, "env:STD_NEW")); rec.Code != 200 {
 				t.Fatal(rec.Code)
 			}
@@ -388,9 +389,9 @@ func TestForwarderRunDeliversOnWake(t *testing.T) {
 	rcv := newReceiver(t, time.Now)
 	rcv.up()
 	f := newFixture(t, testWebhooks(rcv.url()))
-	f.clock = &clock{t: time.Now()}
+	f.clock = clock.NewFake(time.Now())
 	f.store = store.NewMemory(nil)
-	f.opts.Store, f.opts.Now = f.store, time.Now
+	f.opts.Store, f.opts.Clock = f.store, clock.System()
 	f.opts.PollInterval = time.Hour // only Wake can make it look
 	fw := f.forwarder()
 	f.opts.Enqueued = fw.Wake
@@ -400,7 +401,7 @@ func TestForwarderRunDeliversOnWake(t *testing.T) {
 	go func() { done <- fw.Run(ctx) }()
 	time.Sleep(100 * time.Millisecond) // let Run's first pass find nothing: only Wake can deliver now
 
-	f.clock = &clock{t: time.Now()}
+	f.clock = clock.NewFake(time.Now())
 	if rec := serve(h, f.signed("payments", "msg_w", eventBody, "env:STD_NEW")); rec.Code != 200 {
 		t.Fatal(rec.Code)
 	}

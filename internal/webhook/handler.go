@@ -201,7 +201,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ep *endpoint) (a
 	if ep == nil {
 		return accepted{}, rejected(http.StatusNotFound, "no webhook at this path", errUnknownPath)
 	}
-	now := h.o.Now()
+	now := h.o.Clock.Now()
 	if !ep.limiter.allow(sourceKey(r.RemoteAddr), now) {
 		return accepted{}, &problem.Error{Code: problem.RateLimited, Detail: "too many requests from this source", RetryAfter: 1, Err: errRateLimited}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/conf"
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -34,8 +35,9 @@ type Options struct {
 	Secrets SecretFunc
 	// Logger receives one record per request and per delivery attempt.
 	Logger *slog.Logger
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	// Clock is where replay windows, queue ages and delivery times are read
+	// (default clock.System).
+	Clock clock.Clock
 	// Metrics are shared by the Handler and the Forwarder (default: fresh,
 	// unregistered collectors).
 	Metrics *Metrics
@@ -133,9 +135,7 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Metrics == nil {
 		o.Metrics, _ = NewMetrics(nil)
 	}

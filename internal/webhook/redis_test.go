@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/store"
 	"github.com/portcullis-dev/portcullis/internal/store/storetest"
 )
@@ -41,8 +42,8 @@ func TestReplicasShareReplayIDsAndQueueOverRedis(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = r.Close() })
 		f := newFixture(t, testWebhooks(rcv.url()))
-		f.clock, f.store = &clock{t: time.Now()}, r
-		f.opts.Store, f.opts.Now = r, time.Now
+		f.clock, f.store = clock.NewFake(time.Now()), r
+		f.opts.Store, f.opts.Clock = r, clock.System()
 		return f, f.handler(), f.forwarder()
 	}
 	fa, ha, fwA := replica()

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/portcullis-dev/portcullis/internal/conf"
 )
 
 // maxManifest bounds a manifest or lock file.
@@ -17,29 +19,6 @@ const maxManifest = 32 << 20
 
 // skipDirs are never searched for manifests.
 var skipDirs = map[string]bool{"node_modules": true, ".git": true, "vendor": true, ".venv": true, "venv": true, "__pycache__": true}
-
-// Severity of a finding.
-type Severity int
-
-// Severities: Error (a known advisory) fails the audit; Warning fails it with --strict.
-const (
-	Info Severity = iota
-	Warning
-	Error
-)
-
-func (s Severity) String() string {
-	switch s {
-	case Error:
-		return "error"
-	case Warning:
-		return "warning"
-	}
-	return "info"
-}
-
-// MarshalText writes the severity's name.
-func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Finding ids.
 const (
@@ -53,8 +32,8 @@ const (
 
 // Finding is one supply-chain problem.
 type Finding struct {
-	ID       string   `json:"id"`
-	Severity Severity `json:"severity"`
+	ID       string        `json:"id"`
+	Severity conf.Severity `json:"severity"`
 	// File and Line locate it (the manifest, or the lock file).
 	File    string `json:"file"`
 	Line    int    `json:"line,omitempty"`
@@ -82,9 +61,9 @@ type Report struct {
 func (r Report) Counts() (errs, warnings, infos int) {
 	for _, f := range r.Findings {
 		switch f.Severity {
-		case Error:
+		case conf.Error:
 			errs++
-		case Warning:
+		case conf.Warning:
 			warnings++
 		default:
 			infos++
@@ -143,11 +122,11 @@ func Scan(paths []string, m Matcher, osv *OSV) (Report, error) {
 			continue
 		}
 		if lock == "" && filepath.Base(mf) != "go.mod" && !strings.HasPrefix(filepath.Base(mf), "requirements") {
-			r.add(NoLockFile, Warning, mf, 0, "", "no lock file next to "+filepath.Base(mf)+": every install may resolve different SDK versions",
+			r.add(NoLockFile, conf.Warning, mf, 0, "", "no lock file next to "+filepath.Base(mf)+": every install may resolve different SDK versions",
 				lockAdvice(filepath.Base(mf)))
 		}
 		if lockErr != "" {
-			r.add(LockNotRead, Info, lock, 0, "", lockErr, "Use package-lock.json (npm) to have pins and integrity checked.")
+			r.add(LockNotRead, conf.Info, lock, 0, "", lockErr, "Use package-lock.json (npm) to have pins and integrity checked.")
 		}
 		for _, d := range sdks {
 			r.check(d, osv)
@@ -159,7 +138,7 @@ func Scan(paths []string, m Matcher, osv *OSV) (Report, error) {
 	return r, nil
 }
 
-func (r *Report) add(id string, sev Severity, file string, line int, pkg, msg, fix string) {
+func (r *Report) add(id string, sev conf.Severity, file string, line int, pkg, msg, fix string) {
 	r.Findings = append(r.Findings, Finding{ID: id, Severity: sev, File: file, Line: line, Package: pkg, Message: msg, Fix: fix})
 }
 
@@ -184,19 +163,19 @@ func (r *Report) check(d Dependency, osv *OSV) {
 		case strings.HasPrefix(d.Spec, "=> "):
 			why = "is replaced by a local directory"
 		}
-		r.add(Unpinned, Warning, file, d.Line, d.Name, fmt.Sprintf("%s %q %s and nothing pins it", d.Name, d.Spec, why),
+		r.add(Unpinned, conf.Warning, file, d.Line, d.Name, fmt.Sprintf("%s %q %s and nothing pins it", d.Name, d.Spec, why),
 			pinAdvice(d))
 	case !d.Integrity:
 		where, line := d.Lock, 0
 		if where == "" {
 			where, line = d.Manifest, d.Line
 		}
-		r.add(NoIntegrity, Warning, where, line, d.Name, fmt.Sprintf("%s %s is pinned but has no integrity hash", d.Name, d.Version),
+		r.add(NoIntegrity, conf.Warning, where, line, d.Name, fmt.Sprintf("%s %s is pinned but has no integrity hash", d.Name, d.Version),
 			integrityAdvice(d))
 	}
 	if osv != nil {
 		if d.Version == "" {
-			r.add(VersionUnknown, Info, file, d.Line, d.Name, fmt.Sprintf("%s: no exact version, so advisories cannot be checked", d.Name), pinAdvice(d))
+			r.add(VersionUnknown, conf.Info, file, d.Line, d.Name, fmt.Sprintf("%s: no exact version, so advisories cannot be checked", d.Name), pinAdvice(d))
 		} else {
 			s.Advisories = osv.Affecting(d.Ecosystem, d.Name, d.Version)
 			for _, a := range s.Advisories {
@@ -208,7 +187,7 @@ func (r *Report) check(d Dependency, osv *OSV) {
 				if a.Summary != "" {
 					msg += ": " + a.Summary
 				}
-				r.add(KnownAdvisory, Error, file, d.Line, d.Name, msg, fix+".")
+				r.add(KnownAdvisory, conf.Error, file, d.Line, d.Name, msg, fix+".")
 			}
 		}
 	}

@@ -1,4 +1,10 @@
-package resilience
+// Package clock owns where Portcullis reads time and waits: the Clock
+// interface every component that times something takes as an option
+// (breakers, limiters, budgets, anomaly baselines, store leases and expiry,
+// the SLA tracker, webhook replay windows), System for production, and Fake,
+// a manually advanced clock for tests, so no test waits on the wall clock
+// for a breaker to open or a bucket to refill.
+package clock
 
 import (
 	"context"
@@ -7,8 +13,8 @@ import (
 	"time"
 )
 
-// Clock is where every component of this package reads time and waits.
-// SystemClock is the real one; FakeClock is for tests.
+// Clock is where a component reads time and waits.
+// System is the real one; Fake is for tests.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
@@ -20,8 +26,17 @@ type Clock interface {
 	AfterFunc(d time.Duration, f func()) (stop func() bool)
 }
 
-// SystemClock returns the process clock (package time).
-func SystemClock() Clock { return systemClock{} }
+// System returns the process clock (package time).
+func System() Clock { return systemClock{} }
+
+// Or returns c, or System when c is nil, so an option left unset means the
+// process clock.
+func Or(c Clock) Clock {
+	if c == nil {
+		return System()
+	}
+	return c
+}
 
 type systemClock struct{}
 
@@ -44,15 +59,15 @@ func Sleep(ctx context.Context, clk Clock, d time.Duration) error {
 	}
 }
 
-// FakeClock is a manually advanced Clock for tests. Timers registered with
+// Fake is a manually advanced Clock for tests. Timers registered with
 // After and AfterFunc fire, in deadline order, when Advance or Set moves the
 // clock past their deadline. It is safe for concurrent use.
 //
 // Hand-written rather than imported: it is small, and the only external
 // alternatives (clockwork, benbjohnson/clock) would put their timer types
-// into this package's interface. Tests that exercise code reading
+// into the interface every package takes. Tests that exercise code reading
 // time.Now directly (gobreaker) use testing/synctest instead.
-type FakeClock struct {
+type Fake struct {
 	mu      sync.Mutex
 	now     time.Time
 	seq     int
@@ -67,11 +82,11 @@ type fakeWaiter struct {
 	done bool
 }
 
-// NewFakeClock returns a FakeClock reading start.
-func NewFakeClock(start time.Time) *FakeClock { return &FakeClock{now: start} }
+// NewFake returns a Fake reading start.
+func NewFake(start time.Time) *Fake { return &Fake{now: start} }
 
 // Now returns the fake time.
-func (f *FakeClock) Now() time.Time {
+func (f *Fake) Now() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.now
@@ -79,14 +94,14 @@ func (f *FakeClock) Now() time.Time {
 
 // After returns a channel that receives the fake time once the clock has
 // been advanced by d.
-func (f *FakeClock) After(d time.Duration) <-chan time.Time {
+func (f *Fake) After(d time.Duration) <-chan time.Time {
 	ch := make(chan time.Time, 1)
 	f.add(&fakeWaiter{ch: ch}, d)
 	return ch
 }
 
 // AfterFunc calls fn (in its own goroutine) once the clock has been advanced by d.
-func (f *FakeClock) AfterFunc(d time.Duration, fn func()) func() bool {
+func (f *Fake) AfterFunc(d time.Duration, fn func()) func() bool {
 	w := &fakeWaiter{fn: fn}
 	f.add(w, d)
 	return func() bool {
@@ -101,7 +116,7 @@ func (f *FakeClock) AfterFunc(d time.Duration, fn func()) func() bool {
 	}
 }
 
-func (f *FakeClock) add(w *fakeWaiter, d time.Duration) {
+func (f *Fake) add(w *fakeWaiter, d time.Duration) {
 	f.mu.Lock()
 	w.at = f.now.Add(d)
 	f.seq++
@@ -113,7 +128,7 @@ func (f *FakeClock) add(w *fakeWaiter, d time.Duration) {
 	}
 }
 
-func (f *FakeClock) remove(w *fakeWaiter) {
+func (f *Fake) remove(w *fakeWaiter) {
 	for i, x := range f.waiters {
 		if x == w {
 			f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
@@ -123,13 +138,13 @@ func (f *FakeClock) remove(w *fakeWaiter) {
 }
 
 // Advance moves the clock forward by d and fires every timer now due.
-func (f *FakeClock) Advance(d time.Duration) {
+func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
 	f.set(f.now.Add(d))
 }
 
 // Set moves the clock to t (never backwards) and fires every timer now due.
-func (f *FakeClock) Set(t time.Time) {
+func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
 	if t.Before(f.now) {
 		t = f.now
@@ -138,7 +153,7 @@ func (f *FakeClock) Set(t time.Time) {
 }
 
 // set is called with f.mu held and releases it.
-func (f *FakeClock) set(t time.Time) {
+func (f *Fake) set(t time.Time) {
 	f.now = t
 	var due []*fakeWaiter
 	keep := f.waiters[:0]
@@ -168,7 +183,7 @@ func (f *FakeClock) set(t time.Time) {
 }
 
 // Waiters is the number of timers not yet fired or stopped.
-func (f *FakeClock) Waiters() int {
+func (f *Fake) Waiters() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.waiters)
@@ -176,7 +191,7 @@ func (f *FakeClock) Waiters() int {
 
 // BlockUntil waits (in real time) until at least n timers are pending, so a
 // test can advance the clock only once the code under test is waiting.
-func (f *FakeClock) BlockUntil(ctx context.Context, n int) error {
+func (f *Fake) BlockUntil(ctx context.Context, n int) error {
 	for f.Waiters() < n {
 		select {
 		case <-ctx.Done():

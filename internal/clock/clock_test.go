@@ -1,4 +1,4 @@
-package resilience
+package clock
 
 import (
 	"context"
@@ -7,8 +7,10 @@ import (
 	"time"
 )
 
-func TestFakeClockFiresInDeadlineOrder(t *testing.T) {
-	clk := NewFakeClock(now0)
+var now0 = time.Date(2026, 10, 1, 12, 0, 0, 0, time.UTC)
+
+func TestFakeFiresInDeadlineOrder(t *testing.T) {
+	clk := NewFake(now0)
 	late, early := clk.After(2*time.Second), clk.After(time.Second)
 	fired := make(chan string, 2)
 	stop := clk.AfterFunc(1500*time.Millisecond, func() { fired <- "func" })
@@ -36,8 +38,8 @@ func TestFakeClockFiresInDeadlineOrder(t *testing.T) {
 	}
 }
 
-func TestFakeClockStopPreventsCall(t *testing.T) {
-	clk := NewFakeClock(now0)
+func TestFakeStopPreventsCall(t *testing.T) {
+	clk := NewFake(now0)
 	called := make(chan struct{}, 1)
 	stop := clk.AfterFunc(time.Second, func() { called <- struct{}{} })
 	if !stop() {
@@ -51,8 +53,8 @@ func TestFakeClockStopPreventsCall(t *testing.T) {
 	}
 }
 
-func TestFakeClockSetNeverGoesBack(t *testing.T) {
-	clk := NewFakeClock(now0)
+func TestFakeSetNeverGoesBack(t *testing.T) {
+	clk := NewFake(now0)
 	clk.Set(now0.Add(-time.Hour))
 	if !clk.Now().Equal(now0) {
 		t.Errorf("Now() = %v after Set into the past, want %v", clk.Now(), now0)
@@ -60,7 +62,7 @@ func TestFakeClockSetNeverGoesBack(t *testing.T) {
 }
 
 func TestSleepReturnsWhenContextEnds(t *testing.T) {
-	clk := NewFakeClock(now0)
+	clk := NewFake(now0)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- Sleep(ctx, clk, time.Hour) }()
@@ -74,7 +76,7 @@ func TestSleepReturnsWhenContextEnds(t *testing.T) {
 }
 
 func TestSleepWaitsForClock(t *testing.T) {
-	clk := NewFakeClock(now0)
+	clk := NewFake(now0)
 	errc := make(chan error, 1)
 	go func() { errc <- Sleep(context.Background(), clk, time.Minute) }()
 	if err := clk.BlockUntil(context.Background(), 1); err != nil {
