@@ -129,8 +129,12 @@ var limiterCases = []suiteCase{
 		// limiter banks: then only the ceiling is checked.
 		if stall := time.Duration(gap.Load()); stall > time.Duration(burst/rate*float64(time.Second))/2 {
 			t.Logf("no call completed for %v: the machine stalled, floor not checked", stall.Round(time.Millisecond))
-		} else if got < 0.97*ceiling {
-			t.Errorf("admitted %.0f, under 97%% of %.1f (longest pause %v)", got, ceiling, stall)
+		} else if got < 0.90*ceiling {
+			// 90%, not more: under -race on two shared cores, pauses just
+			// under that threshold still cost a few percent (94% seen in
+			// CI with 104ms pauses); a limiter that loses budget by
+			// design admits far less.
+			t.Errorf("admitted %.0f, under 90%% of %.1f (longest pause %v)", got, ceiling, stall)
 		}
 	}},
 }
