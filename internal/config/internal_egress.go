@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/conf"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 )
 
 // gatewayEgress checks that every connection the gateway opens on its own

@@ -24,9 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/egress"
-	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/testpki"

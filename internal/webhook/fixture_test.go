@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/clock"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )

@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/clock"
+	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
