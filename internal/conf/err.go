@@ -25,3 +25,19 @@ func (r *Report) Paths() []string {
 	}
 	return out
 }
+
+// Spec is what every component's config block implements: Provision fills
+// its defaults, Validate records what is wrong with it.
+type Spec interface {
+	Provision()
+	Validate(r *Report)
+}
+
+// Check provisions s, validates it into a fresh Report and returns that
+// Report's Paths: one call for a table test of a Spec.
+func Check(s Spec) []string {
+	r := NewReport("")
+	s.Provision()
+	s.Validate(r)
+	return r.Paths()
+}

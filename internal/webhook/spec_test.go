@@ -42,10 +42,7 @@ func TestSpecValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := conf.NewReport("")
-			tt.spec.Provision()
-			tt.spec.Validate(r)
-			if d := cmp.Diff(tt.want, r.Paths()); d != "" {
+			if d := cmp.Diff(tt.want, conf.Check(tt.spec)); d != "" {
 				t.Errorf("problems (-want +got):\n%s", d)
 			}
 		})
