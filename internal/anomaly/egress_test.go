@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/egress"
 )
 
@@ -42,7 +41,7 @@ func deliverOne(t *testing.T, sinkURL string, allow []string) (ok, failed float6
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	h, err := NewHub([]*config.Sink{{Type: "webhook", URL: sinkURL}}, slog.New(slog.DiscardHandler), reg,
+	h, err := NewHub([]*SinkSpec{{Type: "webhook", URL: sinkURL}}, slog.New(slog.DiscardHandler), reg,
 		WithHTTPClient(p.Client(5*time.Second)))
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +103,7 @@ func TestAlertWebhookEgress(t *testing.T) {
 
 	t.Run("no-client-is-an-error", func(t *testing.T) {
 		for _, opts := range [][]HubOption{nil, {WithHTTPClient(&http.Client{})}} {
-			_, err := NewHub([]*config.Sink{{Type: "webhook", URL: "http://127.0.0.1:7000/alerts"}}, nil, nil, opts...)
+			_, err := NewHub([]*SinkSpec{{Type: "webhook", URL: "http://127.0.0.1:7000/alerts"}}, nil, nil, opts...)
 			if !errors.Is(err, ErrSink) {
 				t.Errorf("NewHub without an egress client: err = %v, want ErrSink", err)
 			}

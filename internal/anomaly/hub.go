@@ -13,7 +13,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/portcullis-dev/portcullis/internal/clock"
-	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
 // Hub defaults; see the HubOption functions to change them.
@@ -81,9 +80,17 @@ func WithHTTPClient(c *http.Client) HubOption { return func(h *Hub) { h.client =
 // ErrSink is wrapped by NewHub's errors for an unusable sink.
 var ErrSink = errors.New("bad alert sink")
 
+// SinkSpec is one alert destination (an alerts.sinks entry): log, or webhook
+// (a JSON POST; format slack for a Slack-compatible payload).
+type SinkSpec struct {
+	Type   string `yaml:"type"`
+	URL    string `yaml:"url"`
+	Format string `yaml:"format"`
+}
+
 // NewHub builds the sinks of alerts.sinks. logger receives log-sink events
 // and delivery failures; reg (may be nil) gets the hub's metrics.
-func NewHub(sinks []*config.Sink, logger *slog.Logger, reg *prometheus.Registry, opts ...HubOption) (*Hub, error) {
+func NewHub(sinks []*SinkSpec, logger *slog.Logger, reg *prometheus.Registry, opts ...HubOption) (*Hub, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

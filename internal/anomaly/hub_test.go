@@ -18,10 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portcullis-dev/portcullis/internal/clock"
-	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
-func newTestHub(t *testing.T, sinks []*config.Sink, opts ...HubOption) (*Hub, *clock.Fake, *bytes.Buffer, *prometheus.Registry) {
+func newTestHub(t *testing.T, sinks []*SinkSpec, opts ...HubOption) (*Hub, *clock.Fake, *bytes.Buffer, *prometheus.Registry) {
 	t.Helper()
 	clk := clock.NewFake(monday)
 	var logs bytes.Buffer
@@ -38,7 +37,7 @@ func newTestHub(t *testing.T, sinks []*config.Sink, opts ...HubOption) (*Hub, *c
 }
 
 func TestHubDeduplicates(t *testing.T) {
-	h, clk, logs, _ := newTestHub(t, []*config.Sink{{Type: "log"}}, WithDedupeWindow(10*time.Minute))
+	h, clk, logs, _ := newTestHub(t, []*SinkSpec{{Type: "log"}}, WithDedupeWindow(10*time.Minute))
 	e := Event{Kind: KindSizeAnomaly, Integration: "payments", Route: "GET /v1/x", Message: "size up"}
 	h.Emit(e)
 	clk.Advance(5 * time.Minute)
@@ -60,7 +59,7 @@ func TestHubDeduplicates(t *testing.T) {
 }
 
 func TestHubRateLimitsDelivery(t *testing.T) {
-	h, _, logs, _ := newTestHub(t, []*config.Sink{{Type: "log"}}, WithRateLimit(0, 2))
+	h, _, logs, _ := newTestHub(t, []*SinkSpec{{Type: "log"}}, WithRateLimit(0, 2))
 	for i := range 5 {
 		h.Emit(Event{Kind: KindErrorRate, Integration: "i", Message: "x", Key: string(rune('a' + i))})
 	}
@@ -113,7 +112,7 @@ func TestHubWebhookPayloads(t *testing.T) {
 				got <- string(b)
 			}))
 			defer srv.Close()
-			h, _, _, _ := newTestHub(t, []*config.Sink{{Type: "webhook", URL: srv.URL, Format: tc.format}})
+			h, _, _, _ := newTestHub(t, []*SinkSpec{{Type: "webhook", URL: srv.URL, Format: tc.format}})
 			h.Emit(Event{Kind: KindCallerVolume, Integration: "payments", Caller: "reports", Message: "caller reports making 30x its usual calls at 03:00 <b>"})
 			select {
 			case body := <-got:
@@ -136,7 +135,7 @@ func TestHubWebhookFailureDoesNotLogURL(t *testing.T) {
 	}))
 	defer srv.Close()
 	secretURL := srv.URL + "/services/T000/B000/XXXXsecrettoken"
-	h, _, logs, _ := newTestHub(t, []*config.Sink{{Type: "webhook", URL: secretURL, Format: "slack"}})
+	h, _, logs, _ := newTestHub(t, []*SinkSpec{{Type: "webhook", URL: secretURL, Format: "slack"}})
 	h.Emit(Event{Kind: KindCredentialRevoked, Integration: "payments", Message: "revoked"})
 	if err := h.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -156,12 +155,12 @@ func TestHubWebhookFailureDoesNotLogURL(t *testing.T) {
 func TestNewHubRejectsBadSinks(t *testing.T) {
 	tests := []struct {
 		name  string
-		sinks []*config.Sink
+		sinks []*SinkSpec
 	}{
-		{"nil-sink", []*config.Sink{nil}},
-		{"unknown-type", []*config.Sink{{Type: "pagerduty"}}},
-		{"webhook-without-url", []*config.Sink{{Type: "webhook"}}},
-		{"bad-format", []*config.Sink{{Type: "webhook", URL: "http://127.0.0.1:1/", Format: "xml"}}},
+		{"nil-sink", []*SinkSpec{nil}},
+		{"unknown-type", []*SinkSpec{{Type: "pagerduty"}}},
+		{"webhook-without-url", []*SinkSpec{{Type: "webhook"}}},
+		{"bad-format", []*SinkSpec{{Type: "webhook", URL: "http://127.0.0.1:1/", Format: "xml"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -139,17 +139,21 @@ type Integration struct {
 	Routes []*Route `yaml:"routes"`
 	// Timeouts for the outbound call (see egress.Timeouts).
 	Timeouts egress.Timeouts `yaml:"timeouts"`
-	// Retry retries safe requests.
+	// Retry retries safe requests (see resilience.RetrySpec).
 	Retry *Retry `yaml:"retry"`
-	// CircuitBreaker stops calling a failing vendor for a while.
+	// CircuitBreaker stops calling a failing vendor for a while (see
+	// resilience.BreakerSpec).
 	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
-	// RateLimit caps our call rate to the vendor.
+	// RateLimit caps our call rate to the vendor (see
+	// resilience.RateLimitSpec).
 	RateLimit *RateLimit `yaml:"rate_limit"`
-	// Limits caps sizes and concurrency.
+	// Limits caps sizes and concurrency (see resilience.LimitsSpec).
 	Limits Limits `yaml:"limits"`
-	// Validate checks vendor responses against an OpenAPI spec.
+	// Validate checks vendor responses against an OpenAPI spec (see
+	// validate.ConfigSpec).
 	Validate *Validate `yaml:"validate"`
-	// Fallback serves stale responses or queues calls when the vendor fails.
+	// Fallback serves stale responses or queues calls when the vendor
+	// fails (see fallback.Spec).
 	Fallback *Fallback `yaml:"fallback"`
 	// Proxy configures forward-proxy (CONNECT) access to this integration's
 	// hosts (see forward.ProxySpec).
@@ -172,67 +176,6 @@ type Route struct {
 	Callers []string `yaml:"callers"`
 	// Queue allows `Prefer: respond-async` on this route (fallback.queue).
 	Queue bool `yaml:"queue"`
-}
-
-// Retry retries safe requests with exponential backoff and full jitter.
-type Retry struct {
-	// Attempts is the total number of tries, including the first.
-	Attempts int `yaml:"attempts"`
-	// Backoff is the first backoff; MaxBackoff caps it.
-	Backoff    Duration `yaml:"backoff"`
-	MaxBackoff Duration `yaml:"max_backoff"`
-	// Budget is the share of requests that may be retries (0.2 = 20%).
-	Budget float64 `yaml:"budget"`
-	// MaxRetryAfter caps how long a vendor's Retry-After is honoured. Default 10s.
-	MaxRetryAfter Duration `yaml:"max_retry_after"`
-}
-
-// CircuitBreaker opens on a failure ratio over a rolling window.
-type CircuitBreaker struct {
-	FailureRatio   float64  `yaml:"failure_ratio"`
-	MinRequests    int      `yaml:"min_requests"`
-	Window         Duration `yaml:"window"`
-	OpenFor        Duration `yaml:"open_for"`
-	HalfOpenProbes int      `yaml:"half_open_probes"`
-}
-
-// RateLimit is a token bucket per integration and optionally per caller.
-type RateLimit struct {
-	Rate      Rate     `yaml:"rate"`
-	Burst     int      `yaml:"burst"`
-	PerCaller Rate     `yaml:"per_caller"`
-	MaxWait   Duration `yaml:"max_wait"`
-	// Global shares the limit across replicas through the state store.
-	Global bool `yaml:"global"`
-}
-
-// Limits caps sizes and concurrency. Defaults: 1MiB, 5MiB, 100.
-type Limits struct {
-	MaxRequestBytes  Size `yaml:"max_request_bytes"`
-	MaxResponseBytes Size `yaml:"max_response_bytes"`
-	MaxConcurrent    int  `yaml:"max_concurrent"`
-}
-
-// Validate checks vendor responses against an OpenAPI document.
-type Validate struct {
-	// OpenAPI is the spec file, relative to the config file.
-	OpenAPI string `yaml:"openapi"`
-	// Mode is enforce (fail closed), report (pass and record) or off.
-	Mode string `yaml:"mode"`
-	// MaxDepth bounds JSON nesting before a body is refused. Default 64.
-	MaxDepth int `yaml:"max_depth"`
-}
-
-// Fallback serves something useful when the vendor fails.
-type Fallback struct {
-	// StaleFor serves the last good GET response for this long after a failure.
-	StaleFor Duration `yaml:"stale_for"`
-	// ShareStale lets callers share cached responses (off: per caller).
-	ShareStale bool `yaml:"share_stale"`
-	// Queue accepts `Prefer: respond-async` calls durably when the vendor is down.
-	Queue bool `yaml:"queue"`
-	// QueueAlways queues every respond-async call, vendor up or not.
-	QueueAlways bool `yaml:"queue_always"`
 }
 
 // Tracing configures OpenTelemetry. Spans carry integration, route
@@ -269,13 +212,6 @@ type Alerts struct {
 	Sinks []*Sink `yaml:"sinks"`
 }
 
-// Sink is one alert destination: log, or webhook (JSON POST; format slack
-// for a Slack-compatible payload).
-type Sink struct {
-	Type   string `yaml:"type"`
-	URL    string `yaml:"url"`
-	Format string `yaml:"format"`
-}
 
 // Chaos enables fault injection.
 type Chaos struct {

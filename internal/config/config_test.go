@@ -204,6 +204,22 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// A partial retry block gets the documented defaults for the fields it
+// leaves out (attempts: 3), as an absent block does, instead of failing
+// "attempts must be 1..10".
+func TestPartialRetryBlock(t *testing.T) {
+	cfg, _, err := Parse("t.yaml", []byte(base+"    retry: {backoff: 50ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Integrations["payments"].Retry
+	got := []any{r.Attempts, r.Backoff.D, r.MaxBackoff.D, r.Budget, r.MaxRetryAfter.D}
+	want := []any{3, 50 * time.Millisecond, 2 * time.Second, 0.2, 10 * time.Second}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("retry defaults (-want +got):\n%s", d)
+	}
+}
+
 func TestScalars(t *testing.T) {
 	tests := []struct {
 		in   string

@@ -7,11 +7,7 @@ const (
 	DefaultListen        = "127.0.0.1:8080"
 	DefaultAdminListen   = "127.0.0.1:9090"
 	DefaultDataDir       = "./data"
-	DefaultMaxRequest    = 1 << 20
-	DefaultMaxResponse   = 5 << 20
-	DefaultMaxConcurrent = 100
 	DefaultShutdownGrace = 30 * time.Second
-	DefaultMaxDepth      = 64
 	// DefaultRedisTimeout is state.redis_timeout's default (the same as
 	// store.DefaultTimeout).
 	DefaultRedisTimeout = 250 * time.Millisecond
@@ -43,22 +39,13 @@ func applyDefaults(c *Config) {
 		}
 		in.Egress.Provision()
 		in.Timeouts.Provision()
-		if !in.Limits.MaxRequestBytes.IsSet() && in.Limits.MaxRequestBytes.N == 0 {
-			in.Limits.MaxRequestBytes.N = DefaultMaxRequest
-		}
-		if !in.Limits.MaxResponseBytes.IsSet() && in.Limits.MaxResponseBytes.N == 0 {
-			in.Limits.MaxResponseBytes.N = DefaultMaxResponse
-		}
-		if in.Limits.MaxConcurrent == 0 {
-			in.Limits.MaxConcurrent = DefaultMaxConcurrent
-		}
 		in.Credential.Provision()
-		if v := in.Validate; v != nil {
-			def(&v.Mode, "enforce")
-			if v.MaxDepth == 0 {
-				v.MaxDepth = DefaultMaxDepth
-			}
-		}
+		in.Retry.Provision()
+		in.CircuitBreaker.Provision()
+		in.RateLimit.Provision()
+		in.Limits.Provision()
+		in.Validate.Provision()
+		in.Fallback.Provision()
 		in.Proxy.Provision()
 	}
 	for _, w := range c.Webhooks {

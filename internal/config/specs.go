@@ -1,10 +1,14 @@
 package config
 
 import (
+	"github.com/portcullis-dev/portcullis/internal/anomaly"
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/egress"
+	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/forward"
 	"github.com/portcullis-dev/portcullis/internal/identity"
+	"github.com/portcullis-dev/portcullis/internal/resilience"
+	"github.com/portcullis-dev/portcullis/internal/validate"
 	"github.com/portcullis-dev/portcullis/internal/webhook"
 )
 
@@ -18,6 +22,14 @@ type (
 	Proxy      = forward.ProxySpec
 	Webhook    = webhook.Spec
 	Caller     = identity.Caller
+
+	Retry          = resilience.RetrySpec
+	CircuitBreaker = resilience.BreakerSpec
+	RateLimit      = resilience.RateLimitSpec
+	Limits         = resilience.LimitsSpec
+	Validate       = validate.ConfigSpec
+	Fallback       = fallback.Spec
+	Sink           = anomaly.SinkSpec
 )
 
 // ForwardIntegrations is what the forward proxy (forward.New) takes of

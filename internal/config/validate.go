@@ -293,53 +293,14 @@ func (v *validator) integration(name string, in *Integration) {
 		}
 	}
 	v.routes(p, in.Routes)
-	if r := in.Retry; r != nil {
-		if r.Attempts < 1 || r.Attempts > 10 {
-			v.errf(p+".retry.attempts", "must be 1..10 (total tries, including the first)")
-		}
-		if r.Budget < 0 || r.Budget > 1 {
-			v.errf(p+".retry.budget", "must be between 0 and 1 (share of requests that may be retries)")
-		}
-		if r.MaxBackoff.D > 0 && r.MaxBackoff.D < r.Backoff.D {
-			v.errf(p+".retry.max_backoff", "shorter than retry.backoff")
-		}
-	}
-	if b := in.CircuitBreaker; b != nil {
-		if b.FailureRatio <= 0 || b.FailureRatio > 1 {
-			v.errf(p+".circuit_breaker.failure_ratio", "must be in (0, 1]")
-		}
-		if b.MinRequests < 1 {
-			v.errf(p+".circuit_breaker.min_requests", "must be at least 1")
-		}
-		if b.Window.D <= 0 || b.OpenFor.D <= 0 {
-			v.errf(p+".circuit_breaker", "window and open_for are required")
-		}
-	}
-	if r := in.RateLimit; r != nil {
-		if r.Rate.PerSecond == 0 && r.PerCaller.PerSecond == 0 {
-			v.errf(p+".rate_limit", "set rate and/or per_caller, e.g. rate: 100/s")
-		}
-		if r.Burst < 0 {
-			v.errf(p+".rate_limit.burst", "must not be negative")
-		}
-	}
-	if in.Limits.MaxConcurrent < 0 {
-		v.errf(p+".limits.max_concurrent", "must not be negative")
-	}
-	if val := in.Validate; val != nil {
-		switch val.Mode {
-		case "enforce", "report":
-			if val.OpenAPI == "" {
-				v.errf(p+".validate.openapi", "required when validate.mode is %s", val.Mode)
-			}
-		case "off":
-		default:
-			v.errf(p+".validate.mode", "must be enforce, report or off")
-		}
-	}
-	if f := in.Fallback; f != nil && f.QueueAlways && !f.Queue {
-		v.errf(p+".fallback.queue_always", "needs fallback.queue: true")
-	}
+	r = conf.NewReport(p)
+	in.Retry.Validate(r.At("retry"))
+	in.CircuitBreaker.Validate(r.At("circuit_breaker"))
+	in.RateLimit.Validate(r.At("rate_limit"))
+	in.Limits.Validate(r.At("limits"))
+	in.Validate.Validate(r.At("validate"))
+	in.Fallback.Validate(r.At("fallback"))
+	v.adopt(r)
 	if px := in.Proxy; px != nil {
 		r := conf.NewReport(p)
 		px.Validate(r.At("proxy"))

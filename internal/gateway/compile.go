@@ -52,9 +52,7 @@ type integration struct {
 	queueAlways    bool
 	// rate_limit.global, kept in the shared store.
 	global           bool
-	globalRate       float64
-	globalPerCaller  float64
-	globalBurst      int
+	globalBuckets    resilience.LimiterConfig
 	globalFailClosed bool
 }
 
@@ -119,7 +117,7 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 	for _, h := range c.RequestHeaders {
 		in.headers = append(in.headers, http.CanonicalHeaderKey(h))
 	}
-	settings := resilience.FromConfig(c)
+	settings := resilience.Compile(c.Retry, c.CircuitBreaker, c.RateLimit, c.Limits, c.Timeouts.PerTry.D)
 	fp := fingerprint(c, settings, eg)
 	if cs != nil {
 		in.core = cs.get(name, fp)
@@ -133,7 +131,7 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 		return nil, err
 	}
 	if rl := c.RateLimit; rl != nil && rl.Global {
-		in.global, in.globalRate, in.globalPerCaller, in.globalBurst = true, rl.Rate.PerSecond, rl.PerCaller.PerSecond, rl.Burst
+		in.global, in.globalBuckets = true, settings.Limiter
 	}
 	if f := c.Fallback; f != nil {
 		if f.StaleFor.D > 0 && o.Store != nil {

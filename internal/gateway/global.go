@@ -36,7 +36,7 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 		// A shared limit that cannot answer quickly is treated as down: a
 		// Redis outage must not add seconds to every call.
 		actx, cancel := context.WithTimeout(ctx, globalLimitTimeout)
-		ok, wait, err := rl.Allow(actx, key, rate, burst, time.Now())
+		ok, wait, err := rl.Allow(actx, key, rate, burst, g.opts.Clock.Now())
 		cancel()
 		if err != nil {
 			g.markGlobalDown()
@@ -49,10 +49,13 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 		}
 		return nil
 	}
-	if err := check("rl:"+in.name, in.globalRate, in.globalBurst); err != nil {
+	// The same bucket sizes as the local limiter (LimiterConfig.Buckets):
+	// burst for the integration, ⌈per_caller⌉ for each caller.
+	b := in.globalBuckets
+	if err := check("rl:"+in.name, b.Rate, b.Burst); err != nil {
 		return err
 	}
-	return check("rl:"+in.name+":"+caller, in.globalPerCaller, in.globalBurst)
+	return check("rl:"+in.name+":"+caller, b.PerCaller, b.CallerBurst)
 }
 
 const (

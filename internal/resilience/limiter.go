@@ -91,12 +91,7 @@ func NewLimiter(c LimiterConfig, clk clock.Clock) *Limiter {
 	if clk == nil {
 		clk = clock.System()
 	}
-	if c.Burst <= 0 && c.Rate > 0 {
-		c.Burst = defaultBurst(c.Rate)
-	}
-	if c.CallerBurst <= 0 && c.PerCaller > 0 {
-		c.CallerBurst = defaultBurst(c.PerCaller)
-	}
+	c = c.Buckets()
 	if c.MaxPause <= 0 {
 		c.MaxPause = DefaultMaxPause
 	}
@@ -113,8 +108,17 @@ func NewLimiter(c LimiterConfig, clk clock.Clock) *Limiter {
 	return l
 }
 
-func defaultBurst(perSecond float64) int {
-	return max(1, int(math.Min(math.Ceil(perSecond), math.MaxInt32)))
+// Buckets returns c with the bucket sizes left at 0 filled in: the one
+// place both the local limiter and the shared (rate_limit.global) one read
+// them from, so the two agree.
+func (c LimiterConfig) Buckets() LimiterConfig {
+	if c.Burst <= 0 && c.Rate > 0 {
+		c.Burst = defaultBurst(c.Rate)
+	}
+	if c.CallerBurst <= 0 && c.PerCaller > 0 {
+		c.CallerBurst = defaultBurst(c.PerCaller)
+	}
+	return c
 }
 
 // Wait admits one call for caller, waiting up to MaxWait for a token or for

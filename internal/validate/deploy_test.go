@@ -15,7 +15,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis-dev/portcullis/internal/anomaly"
-	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
 // gatewayMetrics are the series other packages export that the shipped
@@ -106,7 +105,7 @@ func exportedNames(t *testing.T) []string {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
-	hub, err := anomaly.NewHub([]*config.Sink{{Type: "webhook", URL: srv.URL}}, nil, reg,
+	hub, err := anomaly.NewHub([]*anomaly.SinkSpec{{Type: "webhook", URL: srv.URL}}, nil, reg,
 		anomaly.WithHTTPClient(&http.Client{Transport: &http.Transport{}}))
 	if err != nil {
 		t.Fatal(err)
