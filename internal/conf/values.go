@@ -270,3 +270,19 @@ func validEnvName(s string) bool {
 	}
 	return true
 }
+
+// String forms of the scalars are their parsed values, never the line they
+// came from nor their raw text: fmt prints a Spec holding them ("%+v") the
+// same wherever in the file it was written, which makes that print the
+// reload key of the component built from it.
+
+func (d Duration) String() string { return d.D.String() }
+
+func (z Size) String() string { return strconv.FormatInt(z.N, 10) }
+
+func (r Rate) String() string { return strconv.FormatFloat(r.PerSecond, 'g', -1, 64) + "/s" }
+
+func (d Date) String() string { return d.T.Format(time.DateOnly) }
+
+// String is Ref: a reference names a secret, never holds it.
+func (s SecretRef) String() string { return s.Ref() }

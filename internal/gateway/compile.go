@@ -118,7 +118,7 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 		in.headers = append(in.headers, http.CanonicalHeaderKey(h))
 	}
 	settings := resilience.Compile(c.Retry, c.CircuitBreaker, c.RateLimit, c.Limits, c.Timeouts.PerTry.D)
-	fp := fingerprint(c, settings, eg)
+	fp := reloadKey(c, settings, eg)
 	if cs != nil {
 		in.core = cs.get(name, fp)
 	}

@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
-	"sync"
+		"sync"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
@@ -20,7 +19,7 @@ import (
 // reload when the settings it was built from did not change, so a reload
 // does not reset an open breaker or refill a drained rate limit.
 type core struct {
-	fingerprint string
+	key string
 	base        *http.Transport
 	chain       http.RoundTripper
 	breaker     *resilience.Breaker
@@ -36,23 +35,19 @@ type cores struct {
 	m  map[string]*core
 }
 
-// fingerprint names everything a core is built from. Config scalars carry
-// their line numbers, so only their values are printed. Files count by
-// their contents, not their paths: a CA bundle rotated in place gives a
-// new core on the next reload.
-func fingerprint(c *config.Integration, s resilience.Settings, eg *egress.Policy) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%v|%v|%v|%q|%s|%v|%v|%v|%v|%v|%+v", c.Upstream, c.Egress.Allow, c.Egress.AllowPrivate,
-		c.Egress.AllowCIDRs, c.Egress.PinSPKI, c.Egress.CAFile,
-		c.Timeouts.Connect.D, c.Timeouts.TLS.D, c.Timeouts.Headers.D, c.Timeouts.IdleConn.D, c.Timeouts.PerTry.D, s)
-	fmt.Fprintf(&b, "|ca_sha256=%s", eg.CADigest())
-	if cr := c.Credential; cr != nil {
-		fmt.Fprintf(&b, "|%s|%s|%s|%s|%s|%s|%v|%v|%s|%s|%s|%v|%s|%s|%s|%s|%s|%s|%s|%s|%v", cr.Type, cr.Secret.Ref(), cr.Header, cr.Prefix,
-			cr.Param, cr.Username, cr.TTL.D, cr.MaxStale.D, cr.TokenURL, cr.ClientID, cr.ClientSecret.Ref(), cr.Scopes,
-			cr.Audience, cr.Resource, cr.AuthMethod, cr.PrivateKey.Ref(), cr.Algorithm, cr.KeyID, cr.Issuer, cr.Subject, cr.TokenTTL.D)
-		fmt.Fprintf(&b, "|revoke_on_403=%v", cr.RevokeOn403)
+// reloadKey names everything a core is built from: the Specs it compiles,
+// printed by value (conf scalars print their parsed value, not their
+// line, so moving a block in the file keeps the core), the resilience
+// Settings compiled from the retry, circuit_breaker, rate_limit and limits
+// blocks, and the digest of the CA file the egress Policy read (a bundle
+// rotated in place gives a new core on the next reload). A setting added
+// to one of these Specs is part of the key without touching this function.
+func reloadKey(c *config.Integration, s resilience.Settings, eg *egress.Policy) string {
+	var cred credential.Spec
+	if c.Credential != nil {
+		cred = *c.Credential
 	}
-	return b.String()
+	return fmt.Sprintf("%s|%+v|%+v|%+v|%+v|ca_sha256=%s", c.Upstream, c.Egress, c.Timeouts, s, cred, eg.CADigest())
 }
 
 // buildCore assembles the outbound chain, innermost first:
@@ -64,7 +59,7 @@ func fingerprint(c *config.Integration, s resilience.Settings, eg *egress.Policy
 // so that every retry passes the breaker and gets a fresh credential.
 func buildCore(name string, c *config.Integration, eg *egress.Policy, o *Options, fp string, s resilience.Settings) (*core, error) {
 	clk := o.Clock
-	k := &core{fingerprint: fp}
+	k := &core{key: fp}
 	base := eg.Transport()
 	base.ResponseHeaderTimeout = c.Timeouts.Headers.D
 	base.IdleConnTimeout = c.Timeouts.IdleConn.D
@@ -99,13 +94,13 @@ func buildCore(name string, c *config.Integration, eg *egress.Policy, o *Options
 	return k, nil
 }
 
-// get returns the live core for name when its fingerprint matches, else
+// get returns the live core for name when its reload key matches, else
 // builds a new one. The new map is only committed by commit, after the
 // whole config compiled.
 func (cs *cores) get(name, fp string) *core {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if k, ok := cs.m[name]; ok && k.fingerprint == fp {
+	if k, ok := cs.m[name]; ok && k.key == fp {
 		return k
 	}
 	return nil
