@@ -9,8 +9,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/conf"
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/sla"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -24,9 +26,12 @@ const (
 	DefaultPentestMaxAge = 365 * 24 * time.Hour
 )
 
-// Options tune Run; the zero value uses the defaults and time.Now.
+// Options tune Run; the zero value uses the defaults and the system clock.
 type Options struct {
-	Now            time.Time
+	// Now is when the audit runs; zero: Clock's now.
+	Now time.Time
+	// Clock supplies Now when it is zero; nil: the system clock.
+	Clock          clock.Clock
 	UnusedDays     int
 	SLAMonths      int
 	ExpiringWithin time.Duration
@@ -39,7 +44,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Now.IsZero() {
-		o.Now = time.Now()
+		o.Now = clock.Or(o.Clock).Now()
 	}
 	o.Now = o.Now.UTC()
 	if o.UnusedDays <= 0 {
@@ -105,7 +110,7 @@ func Run(ctx context.Context, cfg *config.Config, usage store.Usage, o Options) 
 	if usage != nil {
 		// Read far enough back to see when the credential versions in
 		// use were first recorded: a year past the longest max_age.
-		from := earliest(a.r.UnusedSince, monthStart(o.Now, o.SLAMonths-1), o.Now.AddDate(-1, 0, 0).Add(-longestMaxAge(cfg)))
+		from := earliest(a.r.UnusedSince, sla.MonthStart(o.Now, o.SLAMonths-1), o.Now.AddDate(-1, 0, 0).Add(-longestMaxAge(cfg)))
 		if err := usage.ScanUsage(ctx, from, o.Now, func(rec store.UsageRecord) error {
 			u.add(rec)
 			return nil
@@ -153,11 +158,6 @@ func longestMaxAge(cfg *config.Config) time.Duration {
 		}
 	}
 	return d
-}
-
-// monthStart is the first instant of the month back months before t's.
-func monthStart(t time.Time, back int) time.Time {
-	return time.Date(t.Year(), t.Month()-time.Month(back), 1, 0, 0, 0, 0, time.UTC)
 }
 
 func days(d time.Duration) int { return int(d / (24 * time.Hour)) }

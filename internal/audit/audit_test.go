@@ -172,28 +172,3 @@ func TestSLAMonths(t *testing.T) {
 		t.Errorf("SLA rows (-want +got):\n%s", d)
 	}
 }
-
-func TestP99(t *testing.T) {
-	tests := []struct {
-		name string
-		in   []float64
-		want float64
-	}{
-		{"empty", nil, 0},
-		{"one", []float64{7}, 7},
-		{"hundred", func() []float64 {
-			v := make([]float64, 100)
-			for i := range v {
-				v[i] = float64(100 - i)
-			}
-			return v
-		}(), 99},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := p99(tc.in); got != tc.want {
-				t.Errorf("p99 = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}

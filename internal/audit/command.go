@@ -74,7 +74,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	if *dataDir != "" && *usageFile != "" {
 		return fail("give --data-dir or --usage, not both")
 	}
-	o := Options{Now: time.Now(), UnusedDays: *unused, SLAMonths: *months}
+	o := Options{UnusedDays: *unused, SLAMonths: *months}
 	if *nowFlag != "" {
 		t, err := time.Parse(time.DateOnly, *nowFlag)
 		if err != nil {

@@ -2,18 +2,20 @@ package audit
 
 import (
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/portcullis-dev/portcullis/internal/conf"
+	"github.com/portcullis-dev/portcullis/internal/sla"
 )
 
-// SLARow is one integration's month measured from the gateway's records.
+// SLARow is one integration's month measured from the gateway's records,
+// as package sla computes it (gateway refusals are no calls).
 type SLARow struct {
 	Integration string `json:"integration"`
 	Month       string `json:"month"`
 	Calls       int    `json:"calls"`
+	// Calls leaves out gateway refusals (429 or 503 without a vendor failure).
 	// VendorFailed counts calls failed by the vendor (5xx, timeout, connect error).
 	VendorFailed int `json:"vendor_failed"`
 	// Uptime is the share of calls not failed by the vendor, in percent.
@@ -29,7 +31,7 @@ type SLARow struct {
 func (a *auditor) sla() {
 	var months []string
 	for k := 0; k < a.o.SLAMonths; k++ {
-		months = append(months, monthStart(a.o.Now, a.o.SLAMonths-1-k).Format("2006-01"))
+		months = append(months, sla.MonthStart(a.o.Now, a.o.SLAMonths-1-k).Format("2006-01"))
 	}
 	for _, name := range a.cfg.Names() {
 		in := a.cfg.Integrations[name]
@@ -38,43 +40,31 @@ func (a *auditor) sla() {
 		}
 		for _, m := range months {
 			t := a.u.months[monthKey{name, m}]
-			if t == nil || t.calls == 0 {
+			if t == nil || t.Calls == 0 {
 				continue
 			}
-			row := SLARow{Integration: name, Month: m, Calls: t.calls, VendorFailed: t.failed, Met: true,
-				Uptime: 100 * float64(t.calls-t.failed) / float64(t.calls), P99MS: p99(t.latencies)}
-			if in.Vendor != nil && in.Vendor.SLA != nil {
-				s := in.Vendor.SLA
-				p := "integrations." + name + ".vendor.sla"
-				row.SLAUptime, row.SLAP99MS = s.Uptime, float64(s.P99Latency.D.Milliseconds())
-				if s.Uptime > 0 && row.Uptime < s.Uptime {
-					row.Met = false
-					a.add(SLAUptimeBreach, conf.Warning, name+" vendor", p+".uptime",
-						"Raise it with the vendor (service credits) and check that the breaker and fallbacks covered the failures.",
-						"%s: uptime %s%% (%d of %d calls failed by the vendor) is below the promised %s%%",
-						m, pct(row.Uptime), t.failed, t.calls, pct(s.Uptime))
-				}
-				if s.P99Latency.D > 0 && row.P99MS > row.SLAP99MS {
-					row.Met = false
-					a.add(SLALatencyBreach, conf.Warning, name+" vendor", p+".p99_latency",
-						"Raise it with the vendor; check the integration's timeouts still fit.",
-						"%s: p99 latency %.0fms is above the promised %.0fms", m, row.P99MS, row.SLAP99MS)
-				}
+			var target sla.Target
+			if in.Vendor != nil {
+				target = sla.TargetOf(in.Vendor.SLA)
+			}
+			res := t.Result(target)
+			row := SLARow{Integration: name, Month: m, Calls: res.Calls, VendorFailed: res.Failed, Met: res.Met(),
+				Uptime: res.Uptime, P99MS: res.P99MS, SLAUptime: res.TargetUptime, SLAP99MS: res.TargetP99MS}
+			p := "integrations." + name + ".vendor.sla"
+			if !res.UptimeMet {
+				a.add(SLAUptimeBreach, conf.Warning, name+" vendor", p+".uptime",
+					"Raise it with the vendor (service credits) and check that the breaker and fallbacks covered the failures.",
+					"%s: uptime %s%% (%d of %d calls failed by the vendor) is below the promised %s%%",
+					m, pct(res.Uptime), res.Failed, res.Calls, pct(res.TargetUptime))
+			}
+			if !res.P99Met {
+				a.add(SLALatencyBreach, conf.Warning, name+" vendor", p+".p99_latency",
+					"Raise it with the vendor; check the integration's timeouts still fit.",
+					"%s: p99 latency %.0fms is above the promised %.0fms", m, res.P99MS, res.TargetP99MS)
 			}
 			a.r.SLA = append(a.r.SLA, row)
 		}
 	}
-}
-
-// p99 is the nearest-rank 99th percentile.
-func p99(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	k := int(math.Ceil(0.99*float64(len(s)))) - 1
-	return s[max(k, 0)]
 }
 
 // pct prints a percentage with up to three decimals, no trailing zeros.

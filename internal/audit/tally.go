@@ -3,6 +3,7 @@ package audit
 import (
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/sla"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -19,7 +20,7 @@ type tally struct {
 	versions map[string]map[string]vspan // integration → version → first/last seen (whole scan)
 	latest   map[string]versionAt        // integration → newest record's version
 	scopes   map[string]map[string]int   // integration → scope → calls in window carrying it
-	months   map[monthKey]*monthTally
+	months   map[monthKey]*sla.Tally
 	// lastEver is the newest record of each integration and of each
 	// caller ("caller:NAME") over the whole scan.
 	lastEver map[string]time.Time
@@ -44,15 +45,10 @@ type monthKey struct {
 	month       string // 2026-10
 }
 
-type monthTally struct {
-	calls, failed int
-	latencies     []float64
-}
-
 func newTally(since, until time.Time) *tally {
 	return &tally{since: since, until: until, callers: map[string]use{}, integ: map[string]use{},
 		grants: map[grantKey]use{}, versions: map[string]map[string]vspan{}, latest: map[string]versionAt{},
-		scopes: map[string]map[string]int{}, months: map[monthKey]*monthTally{}, lastEver: map[string]time.Time{}}
+		scopes: map[string]map[string]int{}, months: map[monthKey]*sla.Tally{}, lastEver: map[string]time.Time{}}
 }
 
 func bump(m map[string]use, k string, t time.Time) {
@@ -93,16 +89,10 @@ func (t *tally) add(r store.UsageRecord) {
 	mk := monthKey{r.Integration, at.Format("2006-01")}
 	m := t.months[mk]
 	if m == nil {
-		m = &monthTally{}
+		m = &sla.Tally{}
 		t.months[mk] = m
 	}
-	m.calls++
-	if r.VendorFailed {
-		m.failed++
-	}
-	if r.LatencyMS >= 0 {
-		m.latencies = append(m.latencies, r.LatencyMS)
-	}
+	m.Add(r)
 	if at.Before(t.since) {
 		return
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/observe"
+	"github.com/portcullis-dev/portcullis/internal/sla"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
@@ -120,7 +121,7 @@ func seedHistory(t *testing.T, r *rig, clk *shiftClock) {
 	clk.set(time.Time{})
 	var recs []store.UsageRecord
 	k := 0
-	for at := monthStart(base); at.Before(base.Add(-5 * time.Minute)); at = at.Add(10 * time.Minute) {
+	for at := sla.MonthStart(base, 0); at.Before(base.Add(-5 * time.Minute)); at = at.Add(10 * time.Minute) {
 		k++
 		recs = append(recs,
 			store.UsageRecord{Time: at, Caller: "billing", Integration: "payments", Status: 200, LatencyMS: float64(150 + k%200)},

@@ -8,20 +8,14 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/sla"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 // SLA month to date is computed from the usage records the gateway keeps
 // for audit (store.Usage), so it survives restarts and covers every
-// replica sharing the store.
-//
-// What counts: a usage record does not say whether the vendor was reached.
-// Records answered 429 or 503 without a vendor failure are left out — they
-// are the gateway's own refusals (rate limit, kill switch, open breaker,
-// bulkhead, credential unavailable) or the vendor throttling, neither an
-// outage nor a latency sample. Every other record is a call; it failed when
-// the vendor answered 5xx, timed out or could not be reached. Latency is the
-// whole call as the gateway measured it, retries included.
+// replica sharing the store. What counts as a call, a failure and a latency
+// sample is package sla's, the same computation `portcullis audit` reports.
 const (
 	// slaSettle is how far behind now records are considered complete:
 	// usage records are written in batches after the call ends, so the
@@ -49,25 +43,6 @@ type SLAStatus struct {
 	P99Met    *bool `json:"p99_met,omitempty"`
 }
 
-type slaAgg struct {
-	calls, failed uint64
-	lat           histogram
-}
-
-func (a *slaAgg) add(o *slaAgg) {
-	a.calls += o.calls
-	a.failed += o.failed
-	a.lat.add(&o.lat)
-}
-
-// counts reports whether r is a call for SLA purposes and whether it failed.
-func slaCounts(r store.UsageRecord) (call, failed bool) {
-	if !r.VendorFailed && (r.Status == 429 || r.Status == 503) {
-		return false, false
-	}
-	return true, r.VendorFailed
-}
-
 // slaTracker folds usage records into per-integration aggregates
 // incrementally: records older than settled are summed once; the tail
 // since then is re-read on each refresh.
@@ -78,26 +53,21 @@ type slaTracker struct {
 	mu       sync.Mutex
 	month    time.Time // start of the month the aggregates are for
 	settled  time.Time // records before this are in agg
-	agg      map[string]*slaAgg
-	result   map[string]slaAgg // agg + tail, as of lastScan
+	agg      map[string]*sla.Tally
+	result   map[string]sla.Result // agg + tail measured, as of lastScan
 	lastScan time.Time
 	running  chan struct{} // non-nil while a refresh runs
 }
 
 func newSLATracker(u store.Usage, clk clock.Clock) *slaTracker {
-	return &slaTracker{usage: u, clk: clk, agg: map[string]*slaAgg{}, result: map[string]slaAgg{}}
-}
-
-func monthStart(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return &slaTracker{usage: u, clk: clk, agg: map[string]*sla.Tally{}, result: map[string]sla.Result{}}
 }
 
 // refresh scans what is new since the last refresh. Only one runs at a
 // time; concurrent callers wait for it (or their ctx).
 func (t *slaTracker) refresh(ctx context.Context) error {
 	now := t.clk.Now()
-	ms := monthStart(now)
+	ms := sla.MonthToDate(t.clk).From
 	t.mu.Lock()
 	if t.running != nil {
 		ch := t.running
@@ -110,7 +80,7 @@ func (t *slaTracker) refresh(ctx context.Context) error {
 		}
 	}
 	if !ms.Equal(t.month) {
-		t.month, t.settled, t.agg = ms, ms, map[string]*slaAgg{}
+		t.month, t.settled, t.agg = ms, ms, map[string]*sla.Tally{}
 	}
 	from := t.settled
 	done := make(chan struct{})
@@ -121,27 +91,19 @@ func (t *slaTracker) refresh(ctx context.Context) error {
 	if settle.Before(from) {
 		settle = from
 	}
-	settledPart := map[string]*slaAgg{}
-	tail := map[string]*slaAgg{}
-	scan := func(m map[string]*slaAgg) func(store.UsageRecord) error {
+	settledPart := map[string]*sla.Tally{}
+	tail := map[string]*sla.Tally{}
+	scan := func(m map[string]*sla.Tally) func(store.UsageRecord) error {
 		return func(r store.UsageRecord) error {
-			call, failed := slaCounts(r)
-			if !call {
-				return nil
-			}
 			a := m[r.Integration]
 			if a == nil {
 				if len(m) >= maxIntegrations {
 					return nil
 				}
-				a = &slaAgg{}
+				a = &sla.Tally{}
 				m[r.Integration] = a
 			}
-			a.calls++
-			if failed {
-				a.failed++
-			}
-			a.lat[latBin(time.Duration(r.LatencyMS*float64(time.Millisecond)))]++
+			a.Add(r)
 			return nil
 		}
 	}
@@ -164,19 +126,23 @@ func (t *slaTracker) refresh(ctx context.Context) error {
 	}
 	for name, a := range settledPart {
 		if t.agg[name] == nil {
-			t.agg[name] = &slaAgg{}
+			t.agg[name] = &sla.Tally{}
 		}
-		t.agg[name].add(a)
+		t.agg[name].Merge(a)
 	}
 	t.settled = settle
-	res := make(map[string]slaAgg, len(t.agg)+len(tail))
+	res := make(map[string]sla.Result, len(t.agg)+len(tail))
 	for name, a := range t.agg {
-		res[name] = *a
+		if tl := tail[name]; tl != nil {
+			a = a.Clone()
+			a.Merge(tl)
+		}
+		res[name] = a.Measure()
 	}
 	for name, a := range tail {
-		r := res[name]
-		r.add(a)
-		res[name] = r
+		if _, ok := res[name]; !ok {
+			res[name] = a.Measure()
+		}
 	}
 	t.result, t.lastScan = res, now
 	return nil
@@ -210,27 +176,25 @@ func (t *slaTracker) maybeRefresh(wait time.Duration, log func(error)) {
 	}
 }
 
-// status is name's month-to-date SLA against sla (nil: no targets).
-func (t *slaTracker) status(name string, sla *config.SLA) SLAStatus {
+// status is name's month-to-date SLA against target (nil: no targets).
+func (t *slaTracker) status(name string, target *config.SLA) SLAStatus {
 	t.mu.Lock()
-	a := t.result[name]
+	r, ok := t.result[name]
 	since := t.month
 	t.mu.Unlock()
-	s := SLAStatus{Since: since, Calls: a.calls, Failed: a.failed, Availability: 100, P99MS: round2(a.lat.quantile(0.99))}
-	if a.calls > 0 {
-		s.Availability = round4(100 * float64(a.calls-a.failed) / float64(a.calls))
+	if !ok {
+		r = (&sla.Tally{}).Measure()
 	}
-	if sla != nil {
-		if sla.Uptime > 0 {
-			s.TargetUptime = sla.Uptime
-			met := s.Availability >= sla.Uptime
-			s.UptimeMet = &met
-		}
-		if sla.P99Latency.D > 0 {
-			s.TargetP99MS = round2(float64(sla.P99Latency.D) / float64(time.Millisecond))
-			met := s.P99MS <= s.TargetP99MS
-			s.P99Met = &met
-		}
+	r = r.Against(sla.TargetOf(target))
+	s := SLAStatus{Since: since, Calls: uint64(r.Calls), Failed: uint64(r.Failed),
+		Availability: round4(r.Uptime), P99MS: round2(r.P99MS)}
+	if r.TargetUptime > 0 {
+		s.TargetUptime = r.TargetUptime
+		s.UptimeMet = &r.UptimeMet
+	}
+	if r.TargetP99MS > 0 {
+		s.TargetP99MS = round2(r.TargetP99MS)
+		s.P99Met = &r.P99Met
 	}
 	return s
 }

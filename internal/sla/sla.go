@@ -1,0 +1,178 @@
+// Package sla is the one computation of a vendor's SLA attainment from the
+// gateway's usage records, shared by `portcullis audit` (per month) and
+// the dashboard (month to date), so both report the same numbers for the
+// same records.
+//
+// What counts: a usage record does not say whether the vendor was reached.
+// Records answered 429 or 503 without a vendor failure are left out: they
+// are the gateway's own refusals (rate limit, kill switch, open breaker,
+// bulkhead, credential unavailable) or the vendor throttling, neither an
+// outage nor a latency sample. Every other record is a call; it failed when
+// the vendor answered 5xx, timed out or could not be reached
+// (UsageRecord.VendorFailed).
+//
+// Uptime is the share of calls not failed, in percent (100 without calls).
+// P99 is the nearest-rank 99th percentile of the calls' latencies (the
+// whole call as the gateway measured it, retries included); a negative
+// latency means unknown and is no sample. A target is met when uptime is at
+// least the promised uptime and p99 at most the promised p99 latency.
+//
+// Months are UTC calendar months. The package never reads the time itself:
+// windows are derived from an instant the caller passes or from a
+// clock.Clock.
+package sla
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/clock"
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/store"
+)
+
+// Window is the half-open interval [From, To).
+type Window struct {
+	From, To time.Time
+}
+
+// Contains reports whether t lies in w.
+func (w Window) Contains(t time.Time) bool { return !t.Before(w.From) && t.Before(w.To) }
+
+// MonthStart is the first instant (UTC) of t's month, back months earlier.
+func MonthStart(t time.Time, back int) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month()-time.Month(back), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// Month is the whole UTC calendar month holding t.
+func Month(t time.Time) Window {
+	s := MonthStart(t, 0)
+	return Window{From: s, To: s.AddDate(0, 1, 0)}
+}
+
+// MonthToDate is the current UTC month on clk, up to now.
+func MonthToDate(clk clock.Clock) Window {
+	now := clock.Or(clk).Now().UTC()
+	return Window{From: MonthStart(now, 0), To: now}
+}
+
+// Target is what the vendor promised; zero fields promise nothing.
+type Target struct {
+	Uptime float64 // percent
+	P99    time.Duration
+}
+
+// TargetOf is the target of a vendor.sla block (nil: none).
+func TargetOf(s *config.SLA) Target {
+	if s == nil {
+		return Target{}
+	}
+	return Target{Uptime: s.Uptime, P99: s.P99Latency.D}
+}
+
+// Result is one window's attainment against a target.
+type Result struct {
+	Calls  int
+	Failed int
+	// Uptime is the share of calls not failed, in percent; 100 without calls.
+	Uptime float64
+	// P99MS is the nearest-rank 99th percentile latency in ms; 0 without samples.
+	P99MS float64
+	// TargetUptime and TargetP99MS are the target; zero when none.
+	TargetUptime float64
+	TargetP99MS  float64
+	// UptimeMet and P99Met are true when kept or when no target was set.
+	UptimeMet, P99Met bool
+}
+
+// Met reports whether both promises were kept.
+func (r Result) Met() bool { return r.UptimeMet && r.P99Met }
+
+// Counts reports whether r is a call for SLA purposes and whether it failed.
+func Counts(r store.UsageRecord) (call, failed bool) {
+	if !r.VendorFailed && (r.Status == 429 || r.Status == 503) {
+		return false, false
+	}
+	return true, r.VendorFailed
+}
+
+// Tally accumulates records; the zero value is empty. Tallies of disjoint
+// record sets merge into the tally of their union. It keeps every latency
+// sample (8 bytes a call) so the percentile is exact.
+type Tally struct {
+	Calls, Failed int
+	latencies     []float64
+}
+
+// Add counts r (without looking at its time).
+func (t *Tally) Add(r store.UsageRecord) {
+	call, failed := Counts(r)
+	if !call {
+		return
+	}
+	t.Calls++
+	if failed {
+		t.Failed++
+	}
+	if r.LatencyMS >= 0 {
+		t.latencies = append(t.latencies, r.LatencyMS)
+	}
+}
+
+// Merge adds o's counts and samples to t.
+func (t *Tally) Merge(o *Tally) {
+	t.Calls += o.Calls
+	t.Failed += o.Failed
+	t.latencies = append(t.latencies, o.latencies...)
+}
+
+// Clone is an independent copy of t.
+func (t *Tally) Clone() *Tally {
+	return &Tally{Calls: t.Calls, Failed: t.Failed, latencies: slices.Clone(t.latencies)}
+}
+
+// Measure is t's uptime and p99 without a target (both met). It sorts t's
+// samples in place, so it must not run concurrently with Add or Merge.
+func (t *Tally) Measure() Result {
+	r := Result{Calls: t.Calls, Failed: t.Failed, Uptime: 100, UptimeMet: true, P99MS: 0, P99Met: true}
+	if t.Calls > 0 {
+		r.Uptime = 100 * float64(t.Calls-t.Failed) / float64(t.Calls)
+	}
+	if n := len(t.latencies); n > 0 {
+		slices.Sort(t.latencies)
+		// Nearest rank: the smallest sample with at least 99 % of the
+		// samples at or below it.
+		r.P99MS = t.latencies[max(int(math.Ceil(0.99*float64(n)))-1, 0)]
+	}
+	return r
+}
+
+// Against is r judged against target (its previous target dropped).
+func (r Result) Against(target Target) Result {
+	r.TargetUptime, r.TargetP99MS, r.UptimeMet, r.P99Met = 0, 0, true, true
+	if target.Uptime > 0 {
+		r.TargetUptime = target.Uptime
+		r.UptimeMet = r.Uptime >= target.Uptime
+	}
+	if target.P99 > 0 {
+		r.TargetP99MS = float64(target.P99) / float64(time.Millisecond)
+		r.P99Met = r.P99MS <= r.TargetP99MS
+	}
+	return r
+}
+
+// Result is Measure judged against target.
+func (t *Tally) Result(target Target) Result { return t.Measure().Against(target) }
+
+// Compute measures the records in w against target.
+func Compute(records []store.UsageRecord, w Window, target Target) Result {
+	var t Tally
+	for _, r := range records {
+		if w.Contains(r.Time) {
+			t.Add(r)
+		}
+	}
+	return t.Result(target)
+}
