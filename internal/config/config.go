@@ -212,7 +212,6 @@ type Alerts struct {
 	Sinks []*Sink `yaml:"sinks"`
 }
 
-
 // Chaos enables fault injection.
 type Chaos struct {
 	Enabled bool     `yaml:"enabled"`

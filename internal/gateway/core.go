@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-		"sync"
+	"sync"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
@@ -19,14 +19,14 @@ import (
 // reload when the settings it was built from did not change, so a reload
 // does not reset an open breaker or refill a drained rate limit.
 type core struct {
-	key string
-	base        *http.Transport
-	chain       http.RoundTripper
-	breaker     *resilience.Breaker
-	limiter     *resilience.Limiter
-	bulkhead    *resilience.Bulkhead
-	budget      *resilience.Budget
-	refresh     func(context.Context) error
+	key      string
+	base     *http.Transport
+	chain    http.RoundTripper
+	breaker  *resilience.Breaker
+	limiter  *resilience.Limiter
+	bulkhead *resilience.Bulkhead
+	budget   *resilience.Budget
+	refresh  func(context.Context) error
 }
 
 // cores holds the live cores by integration name, across reloads.
