@@ -23,6 +23,7 @@
 package sla
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -99,11 +100,32 @@ func Counts(r store.UsageRecord) (call, failed bool) {
 }
 
 // Tally accumulates records; the zero value is empty. Tallies of disjoint
-// record sets merge into the tally of their union. It keeps every latency
-// sample (8 bytes a call) so the percentile is exact.
+// record sets merge into the tally of their union. Latencies are counted
+// in buckets of four significant digits (634.21 ms counts as 634.3 ms), so a
+// tally's memory is bounded (under 10,000 buckets per decade of latency)
+// however many calls a month holds, and the p99 is exact to 0.01 %: the
+// dashboard keeps one tally per integration for the month to date.
 type Tally struct {
 	Calls, Failed int
-	latencies     []float64
+	samples       int
+	buckets       map[float64]int // bucket's upper bound in ms → samples
+}
+
+// bucket is the upper bound, in four significant digits, of the bucket
+// holding a latency of ms.
+func bucket(ms float64) float64 {
+	if ms <= 0 {
+		return 0
+	}
+	// A whole number of units divided by a power of ten, so that 346.9
+	// prints as 346.9, not 346.90000000000003.
+	e := math.Floor(math.Log10(ms)) - 3
+	if e < 0 {
+		p := math.Pow(10, -e)
+		return math.Ceil(ms*p) / p
+	}
+	p := math.Pow(10, e)
+	return math.Ceil(ms/p) * p
 }
 
 // Add counts r (without looking at its time).
@@ -117,34 +139,48 @@ func (t *Tally) Add(r store.UsageRecord) {
 		t.Failed++
 	}
 	if r.LatencyMS >= 0 {
-		t.latencies = append(t.latencies, r.LatencyMS)
+		t.addSamples(bucket(r.LatencyMS), 1)
 	}
+}
+
+func (t *Tally) addSamples(b float64, n int) {
+	if t.buckets == nil {
+		t.buckets = map[float64]int{}
+	}
+	t.buckets[b] += n
+	t.samples += n
 }
 
 // Merge adds o's counts and samples to t.
 func (t *Tally) Merge(o *Tally) {
 	t.Calls += o.Calls
 	t.Failed += o.Failed
-	t.latencies = append(t.latencies, o.latencies...)
+	for b, n := range o.buckets {
+		t.addSamples(b, n)
+	}
 }
 
 // Clone is an independent copy of t.
 func (t *Tally) Clone() *Tally {
-	return &Tally{Calls: t.Calls, Failed: t.Failed, latencies: slices.Clone(t.latencies)}
+	return &Tally{Calls: t.Calls, Failed: t.Failed, samples: t.samples, buckets: maps.Clone(t.buckets)}
 }
 
-// Measure is t's uptime and p99 without a target (both met). It sorts t's
-// samples in place, so it must not run concurrently with Add or Merge.
+// Measure is t's uptime and p99 without a target (both met).
 func (t *Tally) Measure() Result {
 	r := Result{Calls: t.Calls, Failed: t.Failed, Uptime: 100, UptimeMet: true, P99MS: 0, P99Met: true}
 	if t.Calls > 0 {
 		r.Uptime = 100 * float64(t.Calls-t.Failed) / float64(t.Calls)
 	}
-	if n := len(t.latencies); n > 0 {
-		slices.Sort(t.latencies)
+	if t.samples > 0 {
 		// Nearest rank: the smallest sample with at least 99 % of the
 		// samples at or below it.
-		r.P99MS = t.latencies[max(int(math.Ceil(0.99*float64(n)))-1, 0)]
+		rank, seen := max(int(math.Ceil(0.99*float64(t.samples))), 1), 0
+		for _, b := range slices.Sorted(maps.Keys(t.buckets)) {
+			if seen += t.buckets[b]; seen >= rank {
+				r.P99MS = b
+				break
+			}
+		}
 	}
 	return r
 }

@@ -118,11 +118,36 @@ func TestP99NearestRank(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tl := Tally{Calls: len(tc.in), latencies: tc.in}
+			var tl Tally
+			for _, ms := range tc.in {
+				tl.Add(store.UsageRecord{Status: 200, LatencyMS: ms})
+			}
 			if got := tl.Measure().P99MS; got != tc.want {
 				t.Errorf("p99 = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// Latencies count in buckets of four significant digits: the p99 is the
+// bucket's upper bound, never below the exact value and at most 0.1 %
+// above it, and a month of calls keeps a bounded number of buckets.
+func TestP99Buckets(t *testing.T) {
+	for _, tc := range []struct{ in, want float64 }{
+		{634.21, 634.3}, {346.86, 346.9}, {1184.2, 1185}, {7290.6, 7291}, {97.7516, 97.76}, {0.5, 0.5}, {12345.6, 12350},
+	} {
+		var tl Tally
+		tl.Add(store.UsageRecord{Status: 200, LatencyMS: tc.in})
+		if got := tl.Measure().P99MS; got != tc.want {
+			t.Errorf("p99 of one %v ms call = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	var tl Tally
+	for i := range 200_000 {
+		tl.Add(store.UsageRecord{Status: 200, LatencyMS: float64(i%60_000) + 0.123})
+	}
+	if n := len(tl.buckets); n > 20_000 {
+		t.Errorf("200,000 calls of 0–60 s kept %d buckets, want a bounded number (< 20,000)", n)
 	}
 }
 
