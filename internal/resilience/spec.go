@@ -146,9 +146,11 @@ type RateLimitSpec struct {
 	// Burst is the integration bucket's size. Default ⌈rate⌉ per second (at
 	// least 1).
 	Burst int `yaml:"burst"`
-	// PerCaller is each caller's calls, e.g. 20/s; its bucket holds
-	// ⌈per_caller⌉ per second (at least 1). Default none.
+	// PerCaller is each caller's calls, e.g. 20/s. Default none.
 	PerCaller conf.Rate `yaml:"per_caller"`
+	// CallerBurst is each caller bucket's size, with per_caller. Default
+	// ⌈per_caller⌉ per second (at least 1).
+	CallerBurst int `yaml:"caller_burst"`
 	// MaxWait is how long a call may wait for a token before it is
 	// refused with 429. Default 0: refused at once.
 	MaxWait conf.Duration `yaml:"max_wait"`
@@ -175,6 +177,12 @@ func (s *RateLimitSpec) Validate(r *conf.Report) {
 	if s.Burst < 0 {
 		r.Errorf("burst", "must not be negative")
 	}
+	if s.CallerBurst < 0 {
+		r.Errorf("caller_burst", "must not be negative")
+	}
+	if s.CallerBurst > 0 && s.PerCaller.PerSecond == 0 {
+		r.Errorf("caller_burst", "needs per_caller, e.g. per_caller: 20/s")
+	}
 }
 
 // Config is the LimiterConfig of s (nil: no token buckets).
@@ -182,7 +190,7 @@ func (s *RateLimitSpec) Config() LimiterConfig {
 	if s == nil {
 		return LimiterConfig{}
 	}
-	return LimiterConfig{Rate: s.Rate.PerSecond, Burst: s.Burst, PerCaller: s.PerCaller.PerSecond, MaxWait: s.MaxWait.D}.Buckets()
+	return LimiterConfig{Rate: s.Rate.PerSecond, Burst: s.Burst, PerCaller: s.PerCaller.PerSecond, CallerBurst: s.CallerBurst, MaxWait: s.MaxWait.D}.Buckets()
 }
 
 // LimitsSpec is an integration's limits: block.

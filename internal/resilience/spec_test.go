@@ -44,6 +44,7 @@ func TestSpecsValidate(t *testing.T) {
 		{"breaker-absent", (*BreakerSpec)(nil), nil},
 		{"rate-empty", &RateLimitSpec{Burst: -1}, []string{"error ", "error burst"}},
 		{"rate-per-caller", &RateLimitSpec{PerCaller: conf.Rate{PerSecond: 2}}, nil},
+		{"caller-burst-alone", &RateLimitSpec{Rate: conf.Rate{PerSecond: 5}, CallerBurst: 2}, []string{"error caller_burst"}},
 		{"limits-negative", &LimitsSpec{MaxConcurrent: -1}, []string{"error max_concurrent"}},
 	}
 	for _, tt := range tests {
@@ -69,6 +70,10 @@ func TestRateLimitSpecBuckets(t *testing.T) {
 	s.Provision()
 	if got := s.Config(); got.Burst != 50 || got.CallerBurst != 20 {
 		t.Errorf("buckets = burst %d caller %d, want 50 and 20", got.Burst, got.CallerBurst)
+	}
+	s.CallerBurst = 40
+	if got := s.Config(); got.CallerBurst != 40 {
+		t.Errorf("caller_burst 40 gave a caller bucket of %d", got.CallerBurst)
 	}
 }
 
