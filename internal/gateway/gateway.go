@@ -22,6 +22,8 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/problem"
+	"github.com/portcullis-dev/portcullis/internal/resilience"
+	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 // Gateway serves callers. Its compiled config is swapped atomically on
@@ -37,10 +39,9 @@ type Gateway struct {
 	kill   *fallback.KillSwitch
 	queue  *fallback.Queue
 	tracer trace.Tracer
-	// globalDown skips the shared rate limit while the store is down;
-	// globalProbing guards the single prober that clears it.
-	globalDown    atomic.Bool
-	globalProbing atomic.Bool
+	// global is rate_limit.global's shared limiter; nil without a store
+	// that keeps rate limits.
+	global *resilience.GlobalLimiter
 }
 
 // New compiles cfg and returns a ready Gateway.
@@ -50,6 +51,9 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if o.Store != nil {
 		g.kill = fallback.NewKillSwitch(o.Store, o.Clock, o.Logger)
 		g.queue = fallback.NewQueue(o.Store, fallback.QueueConfig{Headers: g.requestHeaders}, o.Clock)
+		if rl, ok := o.Store.(store.RateLimiter); ok {
+			g.global = resilience.NewGlobalLimiter(sharedBuckets{rl, o.Store}, o.Clock, o.Logger)
+		}
 	}
 	rt, err := compile(cfg, &g.opts, &g.cores)
 	if err != nil {
@@ -95,12 +99,24 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 // Config returns the config currently served.
 func (g *Gateway) Config() *config.Config { return g.rt.Load().cfg }
 
-// Close releases the current runtime's resources.
+// Close releases the current runtime's resources and stops the shared
+// rate limit's store prober.
 func (g *Gateway) Close() {
+	if g.global != nil {
+		g.global.Close()
+	}
 	for _, k := range g.rt.Load().cores {
 		k.base.CloseIdleConnections()
 	}
 }
+
+// sharedBuckets are a store's shared rate limits and its ping.
+type sharedBuckets struct {
+	store.RateLimiter
+	s store.Store
+}
+
+func (b sharedBuckets) Ping(ctx context.Context) error { return b.s.Ping(ctx) }
 
 const (
 	headerRequestID = "X-Request-Id"

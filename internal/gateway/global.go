@@ -3,11 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/problem"
 	"github.com/portcullis-dev/portcullis/internal/resilience"
-	"github.com/portcullis-dev/portcullis/internal/store"
 )
 
 // globalLimit applies rate_limit.global: the same token buckets, kept in
@@ -16,30 +14,12 @@ import (
 // state.on_redis_down.rate_limit decides: fail_open (default: the local
 // limiter alone) or fail_closed (refuse).
 func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller string) error {
-	if !in.global {
-		return nil
-	}
-	rl, ok := g.opts.Store.(store.RateLimiter)
-	if !ok {
+	if !in.global || g.global == nil {
 		return nil
 	}
 	check := func(key string, rate float64, burst int) error {
-		if rate <= 0 {
-			return nil
-		}
-		if burst <= 0 {
-			burst = 1
-		}
-		if g.globalDown.Load() {
-			return g.globalUnavailable(in, errStoreDown)
-		}
-		// A shared limit that cannot answer quickly is treated as down: a
-		// Redis outage must not add seconds to every call.
-		actx, cancel := context.WithTimeout(ctx, globalLimitTimeout)
-		ok, wait, err := rl.Allow(actx, key, rate, burst, g.opts.Clock.Now())
-		cancel()
+		ok, wait, err := g.global.Allow(ctx, key, rate, burst)
 		if err != nil {
-			g.markGlobalDown()
 			return g.globalUnavailable(in, err)
 		}
 		if !ok {
@@ -50,48 +30,12 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 		return nil
 	}
 	// The same bucket sizes as the local limiter (LimiterConfig.Buckets):
-	// burst for the integration, ⌈per_caller⌉ for each caller.
+	// burst for the integration, caller_burst for each caller.
 	b := in.globalBuckets
 	if err := check("rl:"+in.name, b.Rate, b.Burst); err != nil {
 		return err
 	}
 	return check("rl:"+in.name+":"+caller, b.PerCaller, b.CallerBurst)
-}
-
-const (
-	// globalLimitTimeout bounds one shared-limit check. It is tighter than
-	// state.redis_timeout (which bounds every store call, this one too)
-	// because every call of a globally limited integration makes it.
-	globalLimitTimeout = 100 * time.Millisecond
-	// globalProbeEvery is how often a down store is pinged until it answers.
-	globalProbeEvery = 100 * time.Millisecond
-)
-
-var errStoreDown = errors.New("shared store down; waiting for it to answer a ping")
-
-// markGlobalDown stops asking the store on the request path and starts one
-// prober that pings it until it answers, then lets requests use it again:
-// during an outage callers pay no timeout, and recovery follows within a
-// probe interval.
-func (g *Gateway) markGlobalDown() {
-	g.globalDown.Store(true)
-	if g.globalProbing.Swap(true) {
-		return
-	}
-	go func() {
-		defer g.globalProbing.Store(false)
-		for {
-			time.Sleep(globalProbeEvery)
-			ctx, cancel := context.WithTimeout(context.Background(), globalLimitTimeout)
-			err := g.opts.Store.Ping(ctx)
-			cancel()
-			if err == nil {
-				g.globalDown.Store(false)
-				g.log.Info("shared state store answers again; global rate limits back on")
-				return
-			}
-		}
-	}()
 }
 
 // globalUnavailable applies on_redis_down.rate_limit.
