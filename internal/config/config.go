@@ -1,10 +1,16 @@
-// Package config owns the Portcullis configuration file: its schema (the
-// structs below, with yaml tags and a doc comment per field), strict
-// loading, defaults and validation. It has no side effects: it never opens a
-// socket, reads a secret or touches the state store. Turning a validated
-// Config into running parts is the gateway's compile step.
+// Package config owns the Portcullis configuration file as a whole: strict
+// decoding, the line of every value, the top-level structs, and the checks
+// that cross components (callers named by routes, upstream on the egress
+// allowlist, unique webhook paths). Each runtime component's block is a
+// Spec in the component's package (egress.Spec, credential.Spec,
+// resilience.RetrySpec, validate.ConfigSpec, fallback.Spec, ...; the
+// aliases are in specs.go) holding its schema, its defaults and its
+// validation. config has no side effects: it never opens a socket, reads
+// a secret or touches the state store. Turning a validated Config into
+// running parts is the gateway's compile step.
 //
-// Life cycle, as in Caddy: strict decode → defaults → validate → compile.
+// Life cycle, as in Caddy: strict decode → Provision (defaults) → Validate
+// (every problem, with its path and line) → compile → Close.
 package config
 
 import (
