@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -100,10 +101,17 @@ func TestOutage(t *testing.T) {
 func TestStaleFallback(t *testing.T) {
 	fv := &flaky{}
 	v := newVendor(t, fv.handler)
-	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: store.NewMemory(nil)})
+	st := &setSignal{Memory: store.NewMemory(nil), set: make(chan string, 10)}
+	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: st})
 	first := f.do(t, "GET", "/payments/v1/charges/ch_1", f.billing, nil, nil)
 	good, _ := io.ReadAll(first.Body)
-	time.Sleep(50 * time.Millisecond) // the capture is stored once the body is read
+	// The gateway stores the capture once it has copied the body, after
+	// the caller may already have read it all: wait for that write.
+	select {
+	case <-st.set:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the good answer was never stored for the stale fallback")
+	}
 	fv.failing.Store(true)
 	resp := f.do(t, "GET", "/payments/v1/charges/ch_1", f.billing, nil, nil)
 	body, _ := io.ReadAll(resp.Body)
@@ -115,6 +123,24 @@ func TestStaleFallback(t *testing.T) {
 	if resp.Header.Get("X-Portcullis-Fallback") == "stale" {
 		t.Error("stale entry shared across callers without share_stale")
 	}
+}
+
+// setSignal is a memory store that tells the test when a stale capture
+// has been written.
+type setSignal struct {
+	*store.Memory
+	set chan string
+}
+
+func (s *setSignal) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	err := s.Memory.Set(ctx, key, val, ttl)
+	if strings.HasPrefix(key, "stale:") {
+		select {
+		case s.set <- key:
+		default:
+		}
+	}
+	return err
 }
 
 func TestKillSwitch(t *testing.T) {
