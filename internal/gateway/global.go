@@ -36,7 +36,7 @@ func (g *Gateway) globalLimit(ctx context.Context, in *integration, caller strin
 		// A shared limit that cannot answer quickly is treated as down: a
 		// Redis outage must not add seconds to every call.
 		actx, cancel := context.WithTimeout(ctx, globalLimitTimeout)
-		ok, wait, err := rl.Allow(actx, key, rate, burst, time.Now())
+		ok, wait, err := rl.Allow(actx, key, rate, burst, g.opts.Clock.Now())
 		cancel()
 		if err != nil {
 			g.markGlobalDown()
