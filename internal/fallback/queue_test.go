@@ -189,23 +189,38 @@ func runWorker(w *Worker) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
+// workerEpoch is where the worker tests' fake clocks start.
+var workerEpoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// advance moves clk forward by d in steps of step, each once every goroutine
+// of the test's bubble (worker, deliveries) is blocked, so a timer due on
+// the way fires no more than step late and the work it starts is done
+// before the clock moves on.
+func advance(clk *clock.Fake, d, step time.Duration) {
+	for end := clk.Now().Add(d); clk.Now().Before(end); {
+		synctest.Wait()
+		clk.Advance(min(step, end.Sub(clk.Now())))
+	}
+	synctest.Wait()
+}
+
 func TestWorkerDeliversWithRetriesAndOneIdempotencyKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := store.NewMemory(nil)
-		q := NewQueue(st, QueueConfig{}, nil)
+		clk := clock.NewFake(workerEpoch)
+		st := store.NewMemory(clk)
+		q := NewQueue(st, QueueConfig{}, clk)
 		vendor := &vendorRT{respond: answers(answer(503, "down"), answer(429, "slow down", "Retry-After", "30"), answer(201, `{"id":"ch_9"}`, "Content-Type", "application/json", "Set-Cookie", "x=1"))}
-		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Backoff: time.Second, MaxBackoff: 4 * time.Second}, nil)
+		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Backoff: time.Second, MaxBackoff: 4 * time.Second}, clk)
 		stop := runWorker(w)
 		defer stop()
 
-		start := time.Now()
+		start := clk.Now()
 		id, err := q.Submit(context.Background(), "billing", "payments",
 			callerReq(t, "POST", "/v1/charges?x=1", "", "Content-Type", "application/json"), []byte(`{"amount":100}`))
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Minute)
-		synctest.Wait()
+		advance(clk, time.Minute, 100*time.Millisecond)
 
 		v, err := q.Get(context.Background(), "billing", id)
 		if err != nil {
@@ -240,23 +255,23 @@ func TestWorkerDeliversWithRetriesAndOneIdempotencyKey(t *testing.T) {
 // not at the next backoff.
 func TestWorkerWaitsOutVendorPause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		q := NewQueue(store.NewMemory(nil), QueueConfig{}, nil)
+		clk := clock.NewFake(workerEpoch)
+		q := NewQueue(store.NewMemory(clk), QueueConfig{}, clk)
 		vendor := &vendorRT{respond: func(n int) (*http.Response, error) {
 			if n == 1 {
 				return nil, &resilience.RateLimitError{Scope: "vendor", RetryAfter: 40 * time.Second}
 			}
 			return answer(201, "{}"), nil
 		}}
-		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Backoff: time.Second, MaxBackoff: 2 * time.Second}, nil)
+		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Backoff: time.Second, MaxBackoff: 2 * time.Second}, clk)
 		stop := runWorker(w)
 		defer stop()
-		start := time.Now()
+		start := clk.Now()
 		id, err := q.Submit(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/charges", ""), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Minute)
-		synctest.Wait()
+		advance(clk, time.Minute, 100*time.Millisecond)
 		v, err := q.Get(context.Background(), "billing", id)
 		if err != nil {
 			t.Fatal(err)
@@ -275,8 +290,9 @@ func TestWorkerWaitsOutVendorPause(t *testing.T) {
 // as deliveries end, not one batch per PollInterval.
 func TestWorkerDrainsBacklogWithoutWaitingForPolls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := store.NewMemory(nil)
-		q := NewQueue(st, QueueConfig{}, nil)
+		clk := clock.NewFake(workerEpoch)
+		st := store.NewMemory(clk)
+		q := NewQueue(st, QueueConfig{}, clk)
 		const jobs = 20
 		for range jobs {
 			if _, err := q.Submit(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/charges", ""), nil); err != nil {
@@ -284,17 +300,14 @@ func TestWorkerDrainsBacklogWithoutWaitingForPolls(t *testing.T) {
 			}
 		}
 		vendor := &vendorRT{respond: func(int) (*http.Response, error) { return answer(201, "{}"), nil }}
-		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Concurrency: 2, PollInterval: time.Second}, nil)
-		start := time.Now()
+		w := NewWorker(q, WorkerConfig{Target: targetFor(vendor), Concurrency: 2, PollInterval: time.Second}, clk)
 		stop := runWorker(w)
 		defer stop()
-		for vendor.count() < jobs {
-			time.Sleep(time.Millisecond)
-		}
-		// The fake clock of the bubble moves only while everything waits:
-		// the time it shows is the time spent waiting for polls.
-		if took := time.Since(start); took >= time.Second {
-			t.Errorf("%d jobs at concurrency 2 took %v of poll waits, want < one PollInterval (1s)", jobs, took)
+		// The fake clock does not move: every job must be delivered
+		// without a PollInterval passing.
+		synctest.Wait()
+		if n := vendor.count(); n != jobs {
+			t.Errorf("%d of %d jobs at concurrency 2 delivered without a poll wait, want all", n, jobs)
 		}
 	})
 }
@@ -324,17 +337,17 @@ func TestWorkerOutcomes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				st := store.NewMemory(nil)
-				q := NewQueue(st, QueueConfig{}, nil)
+				clk := clock.NewFake(workerEpoch)
+				st := store.NewMemory(clk)
+				q := NewQueue(st, QueueConfig{}, clk)
 				vendor := &vendorRT{respond: tc.vendor}
-				stop := runWorker(NewWorker(q, WorkerConfig{Target: targetFor(vendor), MaxAttempts: 3}, nil))
+				stop := runWorker(NewWorker(q, WorkerConfig{Target: targetFor(vendor), MaxAttempts: 3}, clk))
 				defer stop()
 				id, err := q.Submit(context.Background(), "billing", tc.integration, callerReq(t, "POST", "/v1/x", ""), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(time.Hour)
-				synctest.Wait()
+				advance(clk, time.Hour, time.Second)
 				v, _ := q.Get(context.Background(), "billing", id)
 				if v.State != tc.wantState || vendor.count() != tc.wantCalls || v.LastError != tc.wantErr {
 					t.Errorf("state %q after %d calls, last_error %q; want %q after %d, %q", v.State, vendor.count(), v.LastError, tc.wantState, tc.wantCalls, tc.wantErr)
@@ -349,13 +362,13 @@ func TestWorkerOutcomes(t *testing.T) {
 
 func TestWorkerBoundsStoredResult(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		q := NewQueue(store.NewMemory(nil), QueueConfig{}, nil)
+		clk := clock.NewFake(workerEpoch)
+		q := NewQueue(store.NewMemory(clk), QueueConfig{}, clk)
 		vendor := &vendorRT{respond: answers(answer(200, strings.Repeat("a", 100)))}
-		stop := runWorker(NewWorker(q, WorkerConfig{Target: targetFor(vendor), MaxResultBytes: 10}, nil))
+		stop := runWorker(NewWorker(q, WorkerConfig{Target: targetFor(vendor), MaxResultBytes: 10}, clk))
 		defer stop()
 		id, _ := q.Submit(context.Background(), "billing", "payments", callerReq(t, "GET", "/v1/x", ""), nil)
-		time.Sleep(time.Second)
-		synctest.Wait()
+		advance(clk, time.Second, 100*time.Millisecond)
 		v, _ := q.Get(context.Background(), "billing", id)
 		if v.Result == nil || len(v.Result.Body) != 10 || !v.Result.Truncated {
 			t.Errorf("result %+v, want a 10-byte truncated body", v.Result)
@@ -369,8 +382,9 @@ func TestWorkerBoundsStoredResult(t *testing.T) {
 // with the same Idempotency-Key.
 func TestQueueSurvivesWorkerDeath(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := store.NewMemory(nil) // the durable store outlives both "processes"
-		id, err := NewQueue(st, QueueConfig{}, nil).Submit(context.Background(), "billing", "payments",
+		clk := clock.NewFake(workerEpoch)
+		st := store.NewMemory(clk) // the durable store outlives both "processes"
+		id, err := NewQueue(st, QueueConfig{}, clk).Submit(context.Background(), "billing", "payments",
 			callerReq(t, "POST", "/v1/charges", ""), []byte("charge"))
 		if err != nil {
 			t.Fatal(err)
@@ -389,16 +403,14 @@ func TestQueueSurvivesWorkerDeath(t *testing.T) {
 		}
 
 		// Process 2 starts.
-		q2 := NewQueue(st, QueueConfig{}, nil)
-		stop := runWorker(NewWorker(q2, WorkerConfig{Target: targetFor(vendor)}, nil))
+		q2 := NewQueue(st, QueueConfig{}, clk)
+		stop := runWorker(NewWorker(q2, WorkerConfig{Target: targetFor(vendor)}, clk))
 		defer stop()
-		time.Sleep(DefaultLease - time.Second)
-		synctest.Wait()
+		advance(clk, DefaultLease-time.Second, 100*time.Millisecond)
 		if vendor.count() != 1 {
 			t.Fatalf("redelivered before the dead worker's lease expired (%d calls)", vendor.count())
 		}
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
+		advance(clk, 2*time.Second, 100*time.Millisecond)
 		v, _ := q2.Get(context.Background(), "billing", id)
 		if v.State != "succeeded" || vendor.count() != 2 {
 			t.Fatalf("after restart: state %q, %d vendor calls; want succeeded, 2", v.State, vendor.count())
@@ -412,15 +424,16 @@ func TestQueueSurvivesWorkerDeath(t *testing.T) {
 
 func TestWorkerStopPutsInFlightJobBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := store.NewMemory(nil)
-		q := NewQueue(st, QueueConfig{}, nil)
+		clk := clock.NewFake(workerEpoch)
+		st := store.NewMemory(clk)
+		q := NewQueue(st, QueueConfig{}, clk)
 		var inFlight atomic.Int64
 		blocking := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			inFlight.Add(1)
 			<-r.Context().Done() // the vendor hangs
 			return nil, r.Context().Err()
 		})
-		w := NewWorker(q, WorkerConfig{Target: targetFor(blocking)}, nil)
+		w := NewWorker(q, WorkerConfig{Target: targetFor(blocking)}, clk)
 		go func() { _ = w.Run(context.Background()) }()
 		id, _ := q.Submit(context.Background(), "billing", "payments", callerReq(t, "POST", "/v1/x", ""), nil)
 		synctest.Wait()

@@ -65,6 +65,16 @@ func newFixture(t *testing.T, upstream string, yamlTmpl string) *fixture {
 
 func newFixtureWith(t *testing.T, upstream string, yamlTmpl string, o Options) *fixture {
 	t.Helper()
+	f := newGatewayFixture(t, upstream, yamlTmpl, o)
+	f.srv = httptest.NewServer(f.gw)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// newGatewayFixture is newFixtureWith without the listener: do then calls
+// the gateway's handler in process (for tests in a synctest bubble).
+func newGatewayFixture(t *testing.T, upstream string, yamlTmpl string, o Options) *fixture {
+	t.Helper()
 	tb, hb, _ := identity.NewToken()
 	ts, hs, _ := identity.NewToken()
 	hostport := strings.TrimPrefix(strings.TrimPrefix(upstream, "http://"), "https://")
@@ -79,9 +89,7 @@ func newFixtureWith(t *testing.T, upstream string, yamlTmpl string, o Options) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	return &fixture{gw: gw, srv: srv, billing: tb, support: ts, logs: logs}
+	return &fixture{gw: gw, billing: tb, support: ts, logs: logs}
 }
 
 const baseConfig = `
@@ -105,6 +113,18 @@ integrations:
 
 func (f *fixture) do(t *testing.T, method, path, token string, body io.Reader, hdr map[string]string) *http.Response {
 	t.Helper()
+	if f.srv == nil {
+		req := httptest.NewRequest(method, path, body)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		f.gw.ServeHTTP(rec, req)
+		return rec.Result()
+	}
 	req, err := http.NewRequest(method, f.srv.URL+path, body)
 	if err != nil {
 		t.Fatal(err)

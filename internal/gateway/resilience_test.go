@@ -1,14 +1,17 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/clock"
@@ -59,51 +62,77 @@ func (f *flaky) handler(w http.ResponseWriter, r *http.Request) {
 }
 
 // TestOutage drives a full vendor outage and reports what the vendor saw:
-// the breaker must cap the traffic and then refuse without calling it.
+// the breaker must cap the traffic and then refuse without calling it. It
+// runs in a synctest bubble, against the vendor's handler in process: the
+// breaker's open_for is timed by gobreaker on the process clock, which
+// only the bubble fakes.
 func TestOutage(t *testing.T) {
-	fv := &flaky{}
-	v := newVendor(t, fv.handler)
-	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: store.NewMemory(nil)})
-	fv.failing.Store(true)
-	const calls = 200
-	codes := map[string]int{}
-	var openedAt time.Time
-	for i := 0; i < calls; i++ {
-		resp := f.do(t, "GET", fmt.Sprintf("/payments/v1/charges/ch_%d", i), f.billing, nil, nil)
-		code := resp.Header.Get(problem.HeaderError)
-		codes[code]++
-		if code == "circuit_open" && openedAt.IsZero() {
-			openedAt = time.Now()
+	synctest.Test(t, func(t *testing.T) {
+		fv := &flaky{}
+		f := newGatewayFixture(t, "http://payments.example:80", resilientConfig, Options{
+			Store:  store.NewMemory(nil),
+			Faults: func(http.RoundTripper) http.RoundTripper { return handlerTransport(fv.handler) },
+		})
+		defer f.gw.Close()
+		fv.failing.Store(true)
+		const calls = 200
+		codes := map[string]int{}
+		for i := 0; i < calls; i++ {
+			resp := f.do(t, "GET", fmt.Sprintf("/payments/v1/charges/ch_%d", i), f.billing, nil, nil)
+			codes[resp.Header.Get(problem.HeaderError)]++
+			io.Copy(io.Discard, resp.Body)
 		}
-		io.Copy(io.Discard, resp.Body)
-	}
-	vendorHits := fv.hits.Load()
-	t.Logf("full outage: %d caller requests → %d vendor requests; answers %v", calls, vendorHits, codes)
-	if codes["circuit_open"] == 0 {
-		t.Fatalf("breaker never opened: %v", codes)
-	}
-	// Before opening the breaker saw min_requests calls, each with at most
-	// attempts tries; after it, nothing.
-	if vendorHits > 10*3 {
-		t.Errorf("vendor got %d requests during the outage, want ≤ 30", vendorHits)
-	}
-	// Recovery: after open_for a probe goes through and closes the breaker.
-	fv.failing.Store(false)
-	time.Sleep(600 * time.Millisecond)
-	resp := f.do(t, "GET", "/payments/v1/charges/ok", f.billing, nil, nil)
-	if resp.StatusCode != 200 {
-		t.Fatalf("after recovery: %d %s", resp.StatusCode, resp.Header.Get(problem.HeaderError))
-	}
-	t.Logf("breaker open for %s until the first successful probe", time.Since(openedAt).Round(10*time.Millisecond))
+		vendorHits := fv.hits.Load()
+		t.Logf("full outage: %d caller requests → %d vendor requests; answers %v", calls, vendorHits, codes)
+		if codes["circuit_open"] == 0 {
+			t.Fatalf("breaker never opened: %v", codes)
+		}
+		// Before opening the breaker saw min_requests calls, each with at most
+		// attempts tries; after it, nothing.
+		if vendorHits > 10*3 {
+			t.Errorf("vendor got %d requests during the outage, want ≤ 30", vendorHits)
+		}
+		// Recovery: still refused just before open_for (500ms) has passed
+		// since the last failure; after it a probe goes through and closes
+		// the breaker.
+		fv.failing.Store(false)
+		time.Sleep(500*time.Millisecond - time.Millisecond)
+		if resp := f.do(t, "GET", "/payments/v1/charges/early", f.billing, nil, nil); resp.Header.Get(problem.HeaderError) != "circuit_open" {
+			t.Fatalf("before open_for: %d %s, want circuit_open", resp.StatusCode, resp.Header.Get(problem.HeaderError))
+		}
+		time.Sleep(time.Millisecond)
+		resp := f.do(t, "GET", "/payments/v1/charges/ok", f.billing, nil, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("after recovery: %d %s\n%s", resp.StatusCode, resp.Header.Get(problem.HeaderError), f.logs)
+		}
+	})
+}
+
+// handlerTransport answers every request with h, in process.
+type handlerTransport http.HandlerFunc
+
+func (h handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	h(rec, r)
+	resp := rec.Result()
+	resp.Request = r
+	return resp, nil
 }
 
 func TestStaleFallback(t *testing.T) {
 	fv := &flaky{}
 	v := newVendor(t, fv.handler)
-	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: store.NewMemory(nil)})
+	st := &setSignal{Memory: store.NewMemory(nil), set: make(chan string, 10)}
+	f := newFixtureWith(t, v.URL, resilientConfig, Options{Store: st})
 	first := f.do(t, "GET", "/payments/v1/charges/ch_1", f.billing, nil, nil)
 	good, _ := io.ReadAll(first.Body)
-	time.Sleep(50 * time.Millisecond) // the capture is stored once the body is read
+	// The gateway stores the capture once it has copied the body, after
+	// the caller may already have read it all: wait for that write.
+	select {
+	case <-st.set:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the good answer was never stored for the stale fallback")
+	}
 	fv.failing.Store(true)
 	resp := f.do(t, "GET", "/payments/v1/charges/ch_1", f.billing, nil, nil)
 	body, _ := io.ReadAll(resp.Body)
@@ -115,6 +144,24 @@ func TestStaleFallback(t *testing.T) {
 	if resp.Header.Get("X-Portcullis-Fallback") == "stale" {
 		t.Error("stale entry shared across callers without share_stale")
 	}
+}
+
+// setSignal is a memory store that tells the test when a stale capture
+// has been written.
+type setSignal struct {
+	*store.Memory
+	set chan string
+}
+
+func (s *setSignal) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	err := s.Memory.Set(ctx, key, val, ttl)
+	if strings.HasPrefix(key, "stale:") {
+		select {
+		case s.set <- key:
+		default:
+		}
+	}
+	return err
 }
 
 func TestKillSwitch(t *testing.T) {

@@ -15,6 +15,10 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
+// The breaker tests run in synctest bubbles and wait with time.Sleep: that
+// moves the bubble's clock at once, not the wall clock. gobreaker times
+// open_for and the rolling window on the process clock, which a clock.Fake
+// cannot drive.
 var breakerCfg = BreakerConfig{FailureRatio: 0.5, MinRequests: 10, Window: 10 * time.Second, OpenFor: 5 * time.Second, HalfOpenProbes: 2}
 
 type changeLog struct {

@@ -239,9 +239,19 @@ func TestLimiterObservingStopsRetriesDuringVendorPause(t *testing.T) {
 		// must not be sent, and the caller learns when to come back.
 		first := status(503, "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "5")
 		vendor := &scriptRT{respond: sequence(first, 200)}
-		l := NewLimiter(LimiterConfig{}, clock.System())
-		r := NewRetry(policy3, nil, l.Observing(vendor), clock.System())
-		_, err := r.RoundTrip(newReq(t, context.Background(), "GET", ""))
+		// The bubble only turns a wrong wait into a deadlock failure; time
+		// is the fake clock's.
+		clk := clock.NewFake(now0)
+		l := NewLimiter(LimiterConfig{}, clk)
+		r := NewRetry(policy3, nil, l.Observing(vendor), clk)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := r.RoundTrip(newReq(t, context.Background(), "GET", ""))
+			errc <- err
+		}()
+		synctest.Wait() // the retry waits out its backoff
+		clk.Advance(policy3.MaxBackoff)
+		err := <-errc
 		var rle *RateLimitError
 		if !errors.As(err, &rle) || rle.Scope != "vendor" || rle.RetryAfter > 5*time.Second || rle.RetryAfter < 4*time.Second {
 			t.Fatalf("RoundTrip error = %v, want a vendor pause of about 5s", err)
@@ -252,8 +262,13 @@ func TestLimiterObservingStopsRetriesDuringVendorPause(t *testing.T) {
 		if _, err := l.Wait(context.Background(), "c"); !errors.Is(err, ErrRateLimited) {
 			t.Errorf("Wait = %v, want a refusal during the pause", err)
 		}
-		// After the pause the same chain goes through.
-		time.Sleep(5 * time.Second)
+		// Just before the pause ends it still refuses; after it the same
+		// chain goes through.
+		clk.Set(now0.Add(5*time.Second - time.Millisecond))
+		if _, err := l.Wait(context.Background(), "c"); !errors.Is(err, ErrRateLimited) {
+			t.Errorf("Wait = %v 1ms before the pause ends, want a refusal", err)
+		}
+		clk.Advance(time.Millisecond)
 		resp, err := r.RoundTrip(newReq(t, context.Background(), "GET", ""))
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("after the pause: %v, %v", resp, err)

@@ -320,14 +320,15 @@ func TestRetryStats(t *testing.T) {
 	})
 }
 
-// TestRetryBudgetBoundsOutage runs a minute of a total vendor outage in
-// virtual time: 50 requests a second, 3 attempts each, budget 20% plus a
+// TestRetryBudgetBoundsOutage runs a minute of a total vendor outage on a
+// fake clock: 50 requests a second, 3 attempts each, budget 20% plus a
 // floor of 1 retry/s over a 10s window.
 func TestRetryBudgetBoundsOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vendor := &scriptRT{respond: always(503)}
-		budget := NewBudget(0.2, 10*time.Second, 1, clock.System())
-		r := NewRetry(RetryPolicy{Attempts: 3, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}, budget, vendor, clock.System())
+		clk := clock.NewFake(now0)
+		budget := NewBudget(0.2, 10*time.Second, 1, clk)
+		r := NewRetry(RetryPolicy{Attempts: 3, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}, budget, vendor, clk)
 		const perSecond, seconds = 50, 60
 		for range seconds * perSecond {
 			go func() {
@@ -336,9 +337,16 @@ func TestRetryBudgetBoundsOutage(t *testing.T) {
 					resp.Body.Close()
 				}
 			}()
-			time.Sleep(time.Second / perSecond)
+			// 1ms steps, each once every request is done or waiting out a
+			// backoff, so retries go out within 1ms of their backoff.
+			for range time.Second / perSecond / time.Millisecond {
+				synctest.Wait()
+				clk.Advance(time.Millisecond)
+			}
 		}
-		synctest.Wait()
+		for synctest.Wait(); clk.Waiters() > 0; synctest.Wait() {
+			clk.Advance(time.Millisecond) // the last backoffs
+		}
 		requests := seconds * perSecond
 		calls := vendor.Calls()
 		bound := int(float64(requests)*1.2) + seconds*1
