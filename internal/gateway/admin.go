@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portcullis-dev/portcullis/internal/admin"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
@@ -92,16 +93,9 @@ func adminAuth(token func() (secret.Value, bool), next http.Handler) http.Handle
 // AdminCookie carries the admin token for the dashboard.
 const AdminCookie = "portcullis_admin"
 
-// IntegrationStatus is one row of GET /api/v1/integrations.
-type IntegrationStatus struct {
-	Name     string         `json:"name"`
-	Upstream string         `json:"upstream"`
-	Routes   int            `json:"routes"`
-	Extra    map[string]any `json:"status,omitempty"`
-}
-
-// StatusHook adds per-integration runtime state (breaker, limiter, ...).
-type StatusHook func(name string) map[string]any
+// StatusHook adds per-integration runtime state the gateway does not own
+// (the credential's) to st.
+type StatusHook func(name string, st *admin.Status)
 
 func (g *Gateway) listIntegrations(w http.ResponseWriter, _ *http.Request) {
 	rt := g.rt.Load()
@@ -110,18 +104,16 @@ func (g *Gateway) listIntegrations(w http.ResponseWriter, _ *http.Request) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	out := make([]IntegrationStatus, 0, len(names))
+	out := admin.IntegrationList{Integrations: make([]admin.Integration, 0, len(names))}
 	for _, n := range names {
 		in := rt.integrations[n]
-		s := IntegrationStatus{Name: n, Upstream: in.upstream.Redacted(), Routes: len(rt.cfg.Integrations[n].Routes), Extra: g.status(in)}
+		s := admin.Integration{Name: n, Upstream: in.upstream.Redacted(), Routes: len(rt.cfg.Integrations[n].Routes), Status: g.status(in)}
 		if g.opts.Status != nil {
-			for k, v := range g.opts.Status(n) {
-				s.Extra[k] = v
-			}
+			g.opts.Status(n, &s.Status)
 		}
-		out = append(out, s)
+		out.Integrations = append(out.Integrations, s)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"integrations": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (g *Gateway) refreshCredentials(w http.ResponseWriter, r *http.Request) {

@@ -6,32 +6,28 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portcullis-dev/portcullis/internal/admin"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 )
 
 // status is an integration's runtime state for GET /api/v1/integrations.
-func (g *Gateway) status(in *integration) map[string]any {
+func (g *Gateway) status(in *integration) admin.Status {
 	k := in.core
 	b := k.breaker.Snapshot()
 	l := k.limiter.Snapshot()
-	st := map[string]any{
-		"breaker": b.State,
-		"breaker_detail": map[string]any{
-			"since": b.Since, "requests": b.Requests, "failures": b.Failures,
+	bs := k.budget.State()
+	return admin.Status{
+		Breaker:       b.State,
+		BreakerDetail: admin.BreakerDetail{Since: b.Since, Requests: b.Requests, Failures: b.Failures},
+		Limiter: admin.Limiter{
+			Rate: l.Rate, Burst: l.Burst, Tokens: l.Tokens, VendorRemaining: l.VendorRemaining,
+			VendorReset: l.VendorReset, PausedUntil: l.PausedUntil, Refused: l.Refused,
 		},
-		"limiter": map[string]any{
-			"rate": l.Rate, "burst": l.Burst, "tokens": l.Tokens, "vendor_remaining": l.VendorRemaining,
-			"vendor_reset": l.VendorReset, "paused_until": l.PausedUntil, "refused": l.Refused,
-		},
-		"in_flight":     k.bulkhead.InFlight(),
-		"max_in_flight": k.bulkhead.Limit(),
-		"retry_budget":  k.budget.State(),
-		"disabled":      false,
+		InFlight:    k.bulkhead.InFlight(),
+		MaxInFlight: k.bulkhead.Limit(),
+		RetryBudget: admin.Budget{Requests: bs.Requests, Retries: bs.Retries, Allowed: bs.Allowed},
+		Disabled:    g.kill != nil && g.kill.Disabled(in.name),
 	}
-	if g.kill != nil {
-		st["disabled"] = g.kill.Disabled(in.name)
-	}
-	return st
 }
 
 func (g *Gateway) killSwitch(disable bool) http.Handler {
