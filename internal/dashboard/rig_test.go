@@ -114,7 +114,7 @@ func (s *syncBuffer) String() string {
 
 // rig is a gateway assembled in process, as cmd/portcullis would: two
 // httptest vendors, the caller listener, and the admin listener with the
-// dashboard mounted through AdminOptions.Extend.
+// dashboard mounted through admin.Options.Extend.
 type rig struct {
 	payments, maps *flakyVendor
 	gw             *gateway.Gateway
@@ -205,7 +205,7 @@ func newRig(t *testing.T, ro rigOptions) *rig {
 	})
 	r.caller = httptest.NewServer(r.gw)
 	t.Cleanup(r.caller.Close)
-	r.admin = httptest.NewServer(r.gw.AdminHandler(gateway.AdminOptions{Token: token, Extend: r.dash.Mount}))
+	r.admin = httptest.NewServer(admin.Handler(r.gw, admin.Options{Token: token, Extend: r.dash.Mount, Logger: log}))
 	t.Cleanup(r.admin.Close)
 	return r
 }

@@ -21,7 +21,7 @@ import (
 // adminGET serves one authenticated GET on the gateway's admin handler.
 func adminGET(t *testing.T, gw *Gateway, path string) []byte {
 	t.Helper()
-	h := gw.AdminHandler(AdminOptions{Token: func() (secret.Value, bool) { return secret.New("admin-token"), true }})
+	h := admin.Handler(gw, admin.Options{Token: func() (secret.Value, bool) { return secret.New("admin-token"), true }})
 	r := httptest.NewRequest(http.MethodGet, path, nil)
 	r.Header.Set("Authorization", "Bearer admin-token")
 	w := httptest.NewRecorder()

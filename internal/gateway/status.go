@@ -1,13 +1,9 @@
 package gateway
 
 import (
-	"net/http"
-	"strings"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-dev/portcullis/internal/admin"
-	"github.com/portcullis-dev/portcullis/internal/problem"
 )
 
 // status is an integration's runtime state for GET /api/v1/integrations.
@@ -28,39 +24,6 @@ func (g *Gateway) status(in *integration) admin.Status {
 		RetryBudget: admin.Budget{Requests: bs.Requests, Retries: bs.Retries, Allowed: bs.Allowed},
 		Disabled:    g.kill != nil && g.kill.Disabled(in.name),
 	}
-}
-
-func (g *Gateway) killSwitch(disable bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		if _, ok := g.rt.Load().integrations[name]; !ok {
-			problem.Write(w, "", problem.New(problem.UnknownIntegration, "no such integration"))
-			return
-		}
-		if g.kill == nil {
-			problem.Write(w, "", problem.New(problem.Internal, "no state store: kill switch unavailable"))
-			return
-		}
-		by := strings.TrimSpace(r.Header.Get("X-Portcullis-Actor"))
-		if by == "" {
-			by = "admin-api"
-		}
-		if len(by) > 64 {
-			by = by[:64]
-		}
-		var err error
-		if disable {
-			err = g.kill.Disable(r.Context(), name, by)
-		} else {
-			err = g.kill.Enable(r.Context(), name, by)
-		}
-		if err != nil {
-			problem.Write(w, "", problem.Wrap(problem.Internal, "kill switch could not be stored", err))
-			return
-		}
-		g.log.Warn("kill switch flipped", "integration", name, "disabled", disable, "by", by)
-		writeJSON(w, http.StatusOK, map[string]any{"integration": name, "disabled": disable, "by": by})
-	})
 }
 
 // stateCollector exports per-integration runtime state at scrape time.

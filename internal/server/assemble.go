@@ -339,7 +339,7 @@ func (a *assembly) adminHandler() http.Handler {
 		Chaos:      chaosAPI, Logger: a.log, Secure: true,
 		Anomalies: func(n int) any { return a.hub.Recent(n) },
 	})
-	return a.gw.AdminHandler(gateway.AdminOptions{Token: a.adminToken, Ready: a.store.Ping,
+	return admin.Handler(a.gw, admin.Options{Token: a.adminToken, Ready: a.store.Ping, Logger: a.log,
 		Extend: func(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
 			h := protect(chaosAPI)
 			mux.Handle("/api/v1/chaos", h)
