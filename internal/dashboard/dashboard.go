@@ -39,7 +39,7 @@ type Options struct {
 	// Series is the gateway's in-memory traffic (its Observe is the
 	// gateway's OnRecord, or part of it).
 	Series *Series
-	// Token returns the current admin token (as gateway.AdminOptions.Token);
+	// Token returns the current admin token (as admin.Options.Token);
 	// the login form compares against it, and a rotation ends every session.
 	Token func() (secret.Value, bool)
 	// Integrations returns the body of GET /api/v1/integrations; nil asks

@@ -7,12 +7,15 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/portcullis-dev/portcullis/internal/admin"
 )
 
 // The page never sees gateway data as it came: each source is decoded into
-// the typed views below, which name every field that may be shown. A field
-// added upstream (say, a credential's value by mistake) is dropped here
-// instead of reaching the browser.
+// typed structs (the admin API's own, package admin, for the integration
+// list) and projected into the views below, which name every field that may
+// be shown. A field added upstream (say, a credential's value by mistake)
+// is dropped here instead of reaching the browser.
 
 // ErrBadSource wraps a source whose data could not be decoded.
 var ErrBadSource = errors.New("dashboard: undecodable source data")
@@ -31,33 +34,6 @@ func clip(s string) string {
 	return s + "…"
 }
 
-// gwList is the part of GET /api/v1/integrations the page uses.
-type gwList struct {
-	Integrations []gwIntegration `json:"integrations"`
-}
-
-type gwIntegration struct {
-	Name     string   `json:"name"`
-	Upstream string   `json:"upstream"`
-	Routes   int      `json:"routes"`
-	Status   gwStatus `json:"status"`
-}
-
-type gwStatus struct {
-	Breaker       string `json:"breaker"`
-	BreakerDetail struct {
-		Since    time.Time `json:"since"`
-		Requests uint32    `json:"requests"`
-		Failures uint32    `json:"failures"`
-	} `json:"breaker_detail"`
-	Limiter     LimiterView  `json:"limiter"`
-	InFlight    int          `json:"in_flight"`
-	MaxInFlight int          `json:"max_in_flight"`
-	RetryBudget BudgetView   `json:"retry_budget"`
-	Disabled    bool         `json:"disabled"`
-	Credential  *gwCredState `json:"credential"`
-}
-
 // LimiterView is the rate limiter's state.
 type LimiterView struct {
 	Rate            float64   `json:"rate"`
@@ -69,29 +45,16 @@ type LimiterView struct {
 	Refused         int64     `json:"refused"`
 }
 
-// BudgetView is the retry budget's current window (the gateway encodes
-// resilience.BudgetState without tags; JSON matching is case-insensitive).
+// BudgetView is the retry budget's current window.
 type BudgetView struct {
 	Requests int64   `json:"requests"`
 	Retries  int64   `json:"retries"`
 	Allowed  float64 `json:"allowed"`
 }
 
-// gwCredState is what is read of credential.Status: names, versions and
-// times. Ref (the secret's reference) is not read: the page has no use for it.
-type gwCredState struct {
-	Type        string    `json:"type"`
-	Version     string    `json:"version"`
-	Created     time.Time `json:"created"`
-	LastRefresh time.Time `json:"last_refresh"`
-	Expires     time.Time `json:"expires"`
-	Revoked     bool      `json:"revoked"`
-	LastError   string    `json:"last_error"`
-}
-
 // parseIntegrations decodes the admin API's integration list.
-func parseIntegrations(b []byte) ([]gwIntegration, error) {
-	var l gwList
+func parseIntegrations(b []byte) ([]admin.Integration, error) {
+	var l admin.IntegrationList
 	if err := json.Unmarshal(b, &l); err != nil {
 		return nil, fmt.Errorf("%w: integrations: %w", ErrBadSource, err)
 	}

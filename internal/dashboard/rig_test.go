@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/admin"
 	"github.com/portcullis-dev/portcullis/internal/chaos"
 	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
@@ -113,7 +114,7 @@ func (s *syncBuffer) String() string {
 
 // rig is a gateway assembled in process, as cmd/portcullis would: two
 // httptest vendors, the caller listener, and the admin listener with the
-// dashboard mounted through AdminOptions.Extend.
+// dashboard mounted through admin.Options.Extend.
 type rig struct {
 	payments, maps *flakyVendor
 	gw             *gateway.Gateway
@@ -138,8 +139,8 @@ func newRig(t *testing.T, ro rigOptions) *rig {
 	t.Helper()
 	t.Setenv(canaryEnv, canaryVendorKey)
 	r := &rig{payments: newFlakyVendor(t), maps: newFlakyVendor(t), logs: &syncBuffer{}}
-	admin := canaryAdmin
-	r.adminToken.Store(&admin)
+	adminTok := canaryAdmin
+	r.adminToken.Store(&adminTok)
 	tok, hash, err := identity.NewToken()
 	if err != nil {
 		t.Fatal(err)
@@ -183,11 +184,11 @@ func newRig(t *testing.T, ro rigOptions) *rig {
 			injectors.Store(name, inj)
 			return &credential.Transport{Base: base, Injector: inj, Integration: name, Logger: log}, inj.Refresh, nil
 		},
-		Status: func(name string) map[string]any {
+		Status: func(name string, st *admin.Status) {
 			if v, ok := injectors.Load(name); ok {
-				return map[string]any{"credential": v.(credential.Injector).Status()}
+				c := v.(credential.Injector).Status()
+				st.Credential = &c
 			}
-			return nil
 		},
 	})
 	if err != nil {
@@ -204,7 +205,7 @@ func newRig(t *testing.T, ro rigOptions) *rig {
 	})
 	r.caller = httptest.NewServer(r.gw)
 	t.Cleanup(r.caller.Close)
-	r.admin = httptest.NewServer(r.gw.AdminHandler(gateway.AdminOptions{Token: token, Extend: r.dash.Mount}))
+	r.admin = httptest.NewServer(admin.Handler(r.gw, admin.Options{Token: token, Extend: r.dash.Mount, Logger: log}))
 	t.Cleanup(r.admin.Close)
 	return r
 }

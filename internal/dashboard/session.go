@@ -15,7 +15,7 @@ import (
 )
 
 // Why a server-side session rather than the admin token in a cookie (which
-// gateway.AdminCookie and the admin API's protect() would also accept):
+// admin.Cookie and the admin API's protect() would also accept):
 //   - the token never sits in the browser's cookie jar, on disk or in a
 //     cookie header on every request: a stolen cookie is one session,
 //     bounded in time, not the admin token itself;

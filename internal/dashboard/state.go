@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/admin"
 	"github.com/portcullis-dev/portcullis/internal/config"
 )
 
@@ -167,7 +168,7 @@ func (d *Dashboard) State(ctx context.Context, actor string) StateView {
 		d.sla.maybeRefresh(time.Second, func(err error) { d.log.Warn("dashboard: SLA scan failed", "cause", err) })
 	}
 	body, err := d.integrationsJSON(ctx)
-	var list []gwIntegration
+	var list []admin.Integration
 	if err == nil {
 		list, err = parseIntegrations(body)
 	}
@@ -222,12 +223,16 @@ func (d *Dashboard) State(ctx context.Context, actor string) StateView {
 	return st
 }
 
-func (d *Dashboard) integrationView(in gwIntegration, cfg *config.Config, now time.Time) IntegrationView {
+func (d *Dashboard) integrationView(in admin.Integration, cfg *config.Config, now time.Time) IntegrationView {
 	s := in.Status
 	v := IntegrationView{
 		Name: in.Name, Upstream: in.Upstream, Routes: in.Routes, Disabled: s.Disabled,
-		Breaker: s.Breaker, BreakerSince: s.BreakerDetail.Since, Limiter: s.Limiter,
-		InFlight: s.InFlight, MaxInFlight: s.MaxInFlight, RetryBudget: s.RetryBudget,
+		Breaker: s.Breaker, BreakerSince: s.BreakerDetail.Since,
+		Limiter: LimiterView{
+			Rate: s.Limiter.Rate, Burst: s.Limiter.Burst, Tokens: s.Limiter.Tokens, VendorRemaining: s.Limiter.VendorRemaining,
+			VendorReset: s.Limiter.VendorReset, PausedUntil: s.Limiter.PausedUntil, Refused: s.Limiter.Refused,
+		},
+		InFlight: s.InFlight, MaxInFlight: s.MaxInFlight, RetryBudget: BudgetView(s.RetryBudget),
 		Traffic: d.o.Series.Snapshot(in.Name),
 	}
 	var ic *config.Integration

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/admin"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
 
@@ -33,14 +34,10 @@ type Status struct {
 }
 
 // ParseIntegrations reads the status of integration name from a GET
-// /api/v1/integrations body, ignoring fields it does not know.
+// /api/v1/integrations body (admin.IntegrationList), ignoring fields it
+// does not know.
 func ParseIntegrations(data []byte, name string) (Status, error) {
-	var body struct {
-		Integrations []struct {
-			Name   string          `json:"name"`
-			Status json.RawMessage `json:"status"`
-		} `json:"integrations"`
-	}
+	var body admin.IntegrationList
 	if err := json.Unmarshal(data, &body); err != nil {
 		return Status{}, fmt.Errorf("%w: /api/v1/integrations: %w", ErrGateway, err)
 	}
@@ -48,23 +45,9 @@ func ParseIntegrations(data []byte, name string) (Status, error) {
 		if in.Name != name {
 			continue
 		}
-		st := Status{Found: true}
-		var s struct {
-			Breaker    any `json:"breaker"`
-			Credential struct {
-				Revoked     bool      `json:"revoked"`
-				LastRefresh time.Time `json:"last_refresh"`
-			} `json:"credential"`
-		}
-		// A status of an unexpected shape still counts as found.
-		if len(in.Status) > 0 && json.Unmarshal(in.Status, &s) == nil {
-			switch b := s.Breaker.(type) {
-			case string:
-				st.Breaker = b
-			case map[string]any: // {"state": "open", ...}
-				st.Breaker, _ = b["state"].(string)
-			}
-			st.CredentialRevoked, st.LastRefresh = s.Credential.Revoked, s.Credential.LastRefresh
+		st := Status{Found: true, Breaker: in.Status.Breaker}
+		if c := in.Status.Credential; c != nil {
+			st.CredentialRevoked, st.LastRefresh = c.Revoked, c.LastRefresh
 		}
 		return st, nil
 	}

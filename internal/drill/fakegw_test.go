@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/admin"
 	"github.com/portcullis-dev/portcullis/internal/chaos"
+	"github.com/portcullis-dev/portcullis/internal/credential"
 )
 
 // fakeGateway plays a Portcullis gateway with the protections a drill
@@ -82,11 +84,11 @@ func newFakeGateway(t *testing.T, opts ...func(*fakeGateway)) *fakeGateway {
 func (g *fakeGateway) integrations(w http.ResponseWriter, _ *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := map[string]any{"breaker": g.state, "limiter": map[string]any{"tokens": 5}, "in_flight": 0,
-		"credential": map[string]any{"revoked": g.revoked, "last_refresh": g.lastRefresh}}
-	_ = json.NewEncoder(w).Encode(map[string]any{"integrations": []any{
-		map[string]any{"name": "maps", "routes": 1},
-		map[string]any{"name": "payments", "upstream": g.vendr.URL, "routes": 1, "status": st},
+	st := admin.Status{Breaker: g.state, Limiter: admin.Limiter{Tokens: 5},
+		Credential: &credential.Status{Integration: "payments", Revoked: g.revoked, LastRefresh: g.lastRefresh}}
+	_ = json.NewEncoder(w).Encode(admin.IntegrationList{Integrations: []admin.Integration{
+		{Name: "maps", Routes: 1},
+		{Name: "payments", Upstream: g.vendr.URL, Routes: 1, Status: st},
 	}})
 }
 

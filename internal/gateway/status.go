@@ -1,70 +1,29 @@
 package gateway
 
 import (
-	"net/http"
-	"strings"
-
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/portcullis-dev/portcullis/internal/problem"
+	"github.com/portcullis-dev/portcullis/internal/admin"
 )
 
 // status is an integration's runtime state for GET /api/v1/integrations.
-func (g *Gateway) status(in *integration) map[string]any {
+func (g *Gateway) status(in *integration) admin.Status {
 	k := in.core
 	b := k.breaker.Snapshot()
 	l := k.limiter.Snapshot()
-	st := map[string]any{
-		"breaker": b.State,
-		"breaker_detail": map[string]any{
-			"since": b.Since, "requests": b.Requests, "failures": b.Failures,
+	bs := k.budget.State()
+	return admin.Status{
+		Breaker:       b.State,
+		BreakerDetail: admin.BreakerDetail{Since: b.Since, Requests: b.Requests, Failures: b.Failures},
+		Limiter: admin.Limiter{
+			Rate: l.Rate, Burst: l.Burst, Tokens: l.Tokens, VendorRemaining: l.VendorRemaining,
+			VendorReset: l.VendorReset, PausedUntil: l.PausedUntil, Refused: l.Refused,
 		},
-		"limiter": map[string]any{
-			"rate": l.Rate, "burst": l.Burst, "tokens": l.Tokens, "vendor_remaining": l.VendorRemaining,
-			"vendor_reset": l.VendorReset, "paused_until": l.PausedUntil, "refused": l.Refused,
-		},
-		"in_flight":     k.bulkhead.InFlight(),
-		"max_in_flight": k.bulkhead.Limit(),
-		"retry_budget":  k.budget.State(),
-		"disabled":      false,
+		InFlight:    k.bulkhead.InFlight(),
+		MaxInFlight: k.bulkhead.Limit(),
+		RetryBudget: admin.Budget{Requests: bs.Requests, Retries: bs.Retries, Allowed: bs.Allowed},
+		Disabled:    g.kill != nil && g.kill.Disabled(in.name),
 	}
-	if g.kill != nil {
-		st["disabled"] = g.kill.Disabled(in.name)
-	}
-	return st
-}
-
-func (g *Gateway) killSwitch(disable bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		if _, ok := g.rt.Load().integrations[name]; !ok {
-			problem.Write(w, "", problem.New(problem.UnknownIntegration, "no such integration"))
-			return
-		}
-		if g.kill == nil {
-			problem.Write(w, "", problem.New(problem.Internal, "no state store: kill switch unavailable"))
-			return
-		}
-		by := strings.TrimSpace(r.Header.Get("X-Portcullis-Actor"))
-		if by == "" {
-			by = "admin-api"
-		}
-		if len(by) > 64 {
-			by = by[:64]
-		}
-		var err error
-		if disable {
-			err = g.kill.Disable(r.Context(), name, by)
-		} else {
-			err = g.kill.Enable(r.Context(), name, by)
-		}
-		if err != nil {
-			problem.Write(w, "", problem.Wrap(problem.Internal, "kill switch could not be stored", err))
-			return
-		}
-		g.log.Warn("kill switch flipped", "integration", name, "disabled", disable, "by", by)
-		writeJSON(w, http.StatusOK, map[string]any{"integration": name, "disabled": disable, "by": by})
-	})
 }
 
 // stateCollector exports per-integration runtime state at scrape time.

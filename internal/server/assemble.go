@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portcullis-dev/portcullis/internal/admin"
 	"github.com/portcullis-dev/portcullis/internal/anomaly"
 	"github.com/portcullis-dev/portcullis/internal/chaos"
 	"github.com/portcullis-dev/portcullis/internal/config"
@@ -280,11 +281,11 @@ func (a *assembly) onRecord(r *observe.Record) {
 	}
 }
 
-func (a *assembly) credentialStatus(name string) map[string]any {
+func (a *assembly) credentialStatus(name string, st *admin.Status) {
 	if v, ok := a.injectors.Load(name); ok {
-		return map[string]any{"credential": v.(credential.Injector).Status()}
+		c := v.(credential.Injector).Status()
+		st.Credential = &c
 	}
-	return nil
 }
 
 func (a *assembly) adminToken() (secret.Value, bool) {
@@ -338,7 +339,7 @@ func (a *assembly) adminHandler() http.Handler {
 		Chaos:      chaosAPI, Logger: a.log, Secure: true,
 		Anomalies: func(n int) any { return a.hub.Recent(n) },
 	})
-	return a.gw.AdminHandler(gateway.AdminOptions{Token: a.adminToken, Ready: a.store.Ping,
+	return admin.Handler(a.gw, admin.Options{Token: a.adminToken, Ready: a.store.Ping, Logger: a.log,
 		Extend: func(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
 			h := protect(chaosAPI)
 			mux.Handle("/api/v1/chaos", h)

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
-	"github.com/portcullis-dev/portcullis/internal/gateway"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 )
@@ -205,5 +204,3 @@ func serverTLS(t *config.TLS) (*tls.Config, error) {
 	}
 	return tc, nil
 }
-
-var _ = gateway.AdminCookie
