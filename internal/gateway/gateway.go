@@ -1,8 +1,9 @@
 // Package gateway owns the caller-facing request path: the inbound handler
 // chain (recover → request id → record → integration → identity → path
 // hygiene → policy → limits → proxy), the httputil.ReverseProxy assembly
-// with its outbound RoundTripper chain, hot reload of the compiled config,
-// and the admin listener.
+// with its outbound RoundTripper chain, and hot reload of the compiled
+// config. The admin API it answers (status, kill switch, credential
+// refresh) is served by package admin through the admin.API it implements.
 package gateway
 
 import (

@@ -7,7 +7,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/clock"
 )
 
-// Budget defaults, used by FromConfig when the config leaves them unset.
+// Budget defaults; DefaultBudgetRatio is retry.budget's default (RetrySpec).
 const (
 	// DefaultBudgetRatio lets retries add at most 20% to an integration's traffic.
 	DefaultBudgetRatio = 0.2

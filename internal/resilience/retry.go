@@ -31,7 +31,7 @@ type RetryPolicy struct {
 	PerTry time.Duration
 }
 
-// Retry defaults, used by FromConfig when the config leaves them unset.
+// Retry defaults, filled by RetrySpec.Provision (and for an absent retry block).
 const (
 	DefaultAttempts      = 3
 	DefaultBackoff       = 100 * time.Millisecond
