@@ -67,7 +67,7 @@ func newSLATracker(u store.Usage, clk clock.Clock) *slaTracker {
 // time; concurrent callers wait for it (or their ctx).
 func (t *slaTracker) refresh(ctx context.Context) error {
 	now := t.clk.Now()
-	ms := sla.MonthToDate(t.clk).From
+	ms := sla.MonthStart(now, 0)
 	t.mu.Lock()
 	if t.running != nil {
 		ch := t.running

@@ -17,9 +17,10 @@
 // latency means unknown and is no sample. A target is met when uptime is at
 // least the promised uptime and p99 at most the promised p99 latency.
 //
-// Months are UTC calendar months. The package never reads the time itself:
-// windows are derived from an instant the caller passes or from a
-// clock.Clock.
+// Months are UTC calendar months (MonthStart). The package never reads the
+// time itself, and a Tally counts every record it is given: the caller
+// picks the records of the window (audit by month, the dashboard by its
+// scan of the month to date on its clock).
 package sla
 
 import (
@@ -28,35 +29,14 @@ import (
 	"slices"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
-
-// Window is the half-open interval [From, To).
-type Window struct {
-	From, To time.Time
-}
-
-// Contains reports whether t lies in w.
-func (w Window) Contains(t time.Time) bool { return !t.Before(w.From) && t.Before(w.To) }
 
 // MonthStart is the first instant (UTC) of t's month, back months earlier.
 func MonthStart(t time.Time, back int) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month()-time.Month(back), 1, 0, 0, 0, 0, time.UTC)
-}
-
-// Month is the whole UTC calendar month holding t.
-func Month(t time.Time) Window {
-	s := MonthStart(t, 0)
-	return Window{From: s, To: s.AddDate(0, 1, 0)}
-}
-
-// MonthToDate is the current UTC month on clk, up to now.
-func MonthToDate(clk clock.Clock) Window {
-	now := clock.Or(clk).Now().UTC()
-	return Window{From: MonthStart(now, 0), To: now}
 }
 
 // Target is what the vendor promised; zero fields promise nothing.
@@ -201,14 +181,3 @@ func (r Result) Against(target Target) Result {
 
 // Result is Measure judged against target.
 func (t *Tally) Result(target Target) Result { return t.Measure().Against(target) }
-
-// Compute measures the records in w against target.
-func Compute(records []store.UsageRecord, w Window, target Target) Result {
-	var t Tally
-	for _, r := range records {
-		if w.Contains(r.Time) {
-			t.Add(r)
-		}
-	}
-	return t.Result(target)
-}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/portcullis-dev/portcullis/internal/clock"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/store"
 )
@@ -34,8 +33,16 @@ func cat(rs ...[]store.UsageRecord) []store.UsageRecord {
 	return out
 }
 
-func TestCompute(t *testing.T) {
-	w := Month(july)
+// measure is the Result of recs, all counted, against target.
+func measure(recs []store.UsageRecord, target Target) Result {
+	var t Tally
+	for _, r := range recs {
+		t.Add(r)
+	}
+	return t.Result(target)
+}
+
+func TestMeasure(t *testing.T) {
 	target := Target{Uptime: 99, P99: 800 * time.Millisecond}
 	tests := []struct {
 		name   string
@@ -79,18 +86,10 @@ func TestCompute(t *testing.T) {
 			name: "unknown-latency-no-sample", recs: cat(calls(2, 200, false, 30), calls(2, 200, false, -1)),
 			want: Result{Calls: 4, Uptime: 100, P99MS: 30, UptimeMet: true, P99Met: true},
 		},
-		{
-			name: "outside-window-left-out",
-			recs: cat(calls(3, 200, false, 10), []store.UsageRecord{
-				call(july.Add(-time.Nanosecond), 500, true, 5000),
-				call(july.AddDate(0, 1, 0), 500, true, 5000),
-			}),
-			want: Result{Calls: 3, Uptime: 100, P99MS: 10, UptimeMet: true, P99Met: true},
-		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if d := cmp.Diff(tc.want, Compute(tc.recs, w, tc.target)); d != "" {
+			if d := cmp.Diff(tc.want, measure(tc.recs, tc.target)); d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}
 		})
@@ -173,7 +172,7 @@ func TestMergeEqualsWhole(t *testing.T) {
 }
 
 func TestAgainstReplacesTarget(t *testing.T) {
-	r := Compute(calls(10, 200, false, 900), Month(july), Target{Uptime: 99.9, P99: time.Second})
+	r := measure(calls(10, 200, false, 900), Target{Uptime: 99.9, P99: time.Second})
 	if !r.Met() {
 		t.Fatalf("%+v: want met", r)
 	}
@@ -187,20 +186,12 @@ func TestAgainstReplacesTarget(t *testing.T) {
 	}
 }
 
-func TestWindows(t *testing.T) {
+func TestMonthStart(t *testing.T) {
 	at := time.Date(2026, 3, 31, 23, 30, 0, 0, time.FixedZone("", -2*3600)) // 1 April 01:30 UTC
-	if got, want := Month(at), (Window{time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}); got != want {
-		t.Errorf("Month = %v, want %v", got, want)
+	if got, want := MonthStart(at, 0), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("MonthStart = %v, want %v (UTC months)", got, want)
 	}
 	if got, want := MonthStart(time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC), 2), time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
 		t.Errorf("MonthStart back 2 = %v, want %v", got, want)
-	}
-	clk := clock.NewFake(time.Date(2026, 7, 14, 12, 0, 0, 0, time.UTC))
-	w := MonthToDate(clk)
-	if !w.From.Equal(july) || !w.To.Equal(clk.Now()) {
-		t.Errorf("MonthToDate = %v", w)
-	}
-	if w.Contains(clk.Now()) || !w.Contains(july) || w.Contains(july.Add(-time.Nanosecond)) {
-		t.Errorf("Contains is not [From, To)")
 	}
 }
