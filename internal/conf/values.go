@@ -286,3 +286,18 @@ func (d Date) String() string { return d.T.Format(time.DateOnly) }
 
 // String is Ref: a reference names a secret, never holds it.
 func (s SecretRef) String() string { return s.Ref() }
+
+// Default sets d to v when the file left d out: what a Spec's Provision
+// calls for a duration with a default. An explicit 0 is kept.
+func (d *Duration) Default(v time.Duration) {
+	if !d.IsSet() && d.D == 0 {
+		d.D = v
+	}
+}
+
+// Default sets z to n when the file left z out, as Duration.Default.
+func (z *Size) Default(n int64) {
+	if !z.IsSet() && z.N == 0 {
+		z.N = n
+	}
+}

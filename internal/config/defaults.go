@@ -19,18 +19,13 @@ func applyDefaults(c *Config) {
 			*s = v
 		}
 	}
-	defD := func(d *Duration, v time.Duration) {
-		if !d.IsSet() && d.D == 0 {
-			d.D = v
-		}
-	}
 	def(&c.Server.Listen, DefaultListen)
 	def(&c.Server.AdminListen, DefaultAdminListen)
-	defD(&c.Server.ShutdownGrace, DefaultShutdownGrace)
+	c.Server.ShutdownGrace.Default(DefaultShutdownGrace)
 	applyListenerDefaults(c)
 	def(&c.State.Backend, "memory")
 	def(&c.State.DataDir, DefaultDataDir)
-	defD(&c.State.RedisTimeout, DefaultRedisTimeout)
+	c.State.RedisTimeout.Default(DefaultRedisTimeout)
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "json")
 	for _, in := range c.Integrations {

@@ -89,9 +89,7 @@ func (l *ListenerLimit) fill(d ListenerLimit) {
 		{&l.IdleTimeout, &d.IdleTimeout}, {&l.ReadHeaderTimeout, &d.ReadHeaderTimeout},
 		{&l.ReadTimeout, &d.ReadTimeout}, {&l.BodyStallTimeout, &d.BodyStallTimeout},
 	} {
-		if !f.got.IsSet() && f.got.D == 0 {
-			f.got.D = f.def.D
-		}
+		f.got.Default(f.def.D)
 	}
 }
 

@@ -106,15 +106,10 @@ func (s *Spec) Provision() {
 	if s == nil {
 		return
 	}
-	def := func(d *conf.Duration, v time.Duration) {
-		if !d.IsSet() && d.D == 0 {
-			d.D = v
-		}
-	}
 	if s.TTL.D <= 0 { // 0 has always meant the default: a secret is never cached for no time
 		s.TTL.D = DefaultTTL
 	}
-	def(&s.MaxStale, DefaultMaxStale)
+	s.MaxStale.Default(DefaultMaxStale)
 	if s.Type == "oauth2_client_credentials" && s.AuthMethod == "" {
 		s.AuthMethod = "basic"
 	}

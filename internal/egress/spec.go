@@ -150,16 +150,11 @@ type Timeouts struct {
 // Provision fills every timeout left out of the file, or written as 0,
 // with its default.
 func (t *Timeouts) Provision() {
-	def := func(d *conf.Duration, v time.Duration) {
-		if !d.IsSet() && d.D == 0 {
-			d.D = v
-		}
-	}
-	def(&t.Connect, DefaultConnectTimeout)
-	def(&t.TLS, DefaultTLSHandshakeTimeout)
-	def(&t.Headers, DefaultHeadersTimeout)
-	def(&t.Request, DefaultRequestTimeout)
-	def(&t.IdleConn, DefaultIdleConnTimeout)
+	t.Connect.Default(DefaultConnectTimeout)
+	t.TLS.Default(DefaultTLSHandshakeTimeout)
+	t.Headers.Default(DefaultHeadersTimeout)
+	t.Request.Default(DefaultRequestTimeout)
+	t.IdleConn.Default(DefaultIdleConnTimeout)
 }
 
 // Validate records the problems of a provisioned Timeouts, with paths

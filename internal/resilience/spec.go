@@ -42,12 +42,12 @@ func (s *RetrySpec) Provision() {
 	if s.Attempts == 0 {
 		s.Attempts = DefaultAttempts
 	}
-	defDuration(&s.Backoff, DefaultBackoff)
-	defDuration(&s.MaxBackoff, max(DefaultMaxBackoff, s.Backoff.D))
+	s.Backoff.Default(DefaultBackoff)
+	s.MaxBackoff.Default(max(DefaultMaxBackoff, s.Backoff.D))
 	if s.Budget == 0 {
 		s.Budget = DefaultBudgetRatio
 	}
-	defDuration(&s.MaxRetryAfter, DefaultMaxRetryAfter)
+	s.MaxRetryAfter.Default(DefaultMaxRetryAfter)
 }
 
 // Validate records the problems of a provisioned RetrySpec.
@@ -213,12 +213,8 @@ const (
 
 // Provision fills what the file left out.
 func (s *LimitsSpec) Provision() {
-	if !s.MaxRequestBytes.IsSet() && s.MaxRequestBytes.N == 0 {
-		s.MaxRequestBytes.N = DefaultMaxRequestBytes
-	}
-	if !s.MaxResponseBytes.IsSet() && s.MaxResponseBytes.N == 0 {
-		s.MaxResponseBytes.N = DefaultMaxResponseBytes
-	}
+	s.MaxRequestBytes.Default(DefaultMaxRequestBytes)
+	s.MaxResponseBytes.Default(DefaultMaxResponseBytes)
 	if s.MaxConcurrent == 0 {
 		s.MaxConcurrent = DefaultMaxConcurrent
 	}
@@ -251,12 +247,6 @@ func Compile(retry *RetrySpec, breaker *BreakerSpec, limit *RateLimitSpec, limit
 		Breaker:       breaker.Config(),
 		Limiter:       limit.Config(),
 		MaxConcurrent: limits.MaxConcurrent,
-	}
-}
-
-func defDuration(d *conf.Duration, v time.Duration) {
-	if !d.IsSet() && d.D == 0 {
-		d.D = v
 	}
 }
 
