@@ -137,12 +137,19 @@ type call struct {
 	// in place, so sharing it is safe.
 	rid  [1]string
 	segs [8]string
+	// tunnel is set for a request inside an inspected forward-proxy
+	// tunnel (ServeTunneled): it names the integration and the caller.
+	tunnel *Tunnel
 }
 
 // ServeHTTP is the caller listener's handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.serveCall(w, r, &call{})
+}
+
+// serveCall is ServeHTTP for a call whose tunnel (if any) is set.
+func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, c *call) {
 	rt := g.rt.Load()
-	c := &call{}
 	rec := &c.rec
 	rec.Start, rec.Method, rec.RequestID = time.Now(), r.Method, requestID(r.Header.Get(headerRequestID))
 	c.rid[0] = rec.RequestID

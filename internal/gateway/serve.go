@@ -46,6 +46,9 @@ func outboundFrom(ctx context.Context) *outbound {
 // serve runs the policy steps of DESIGN.md's request path in order and hands
 // an allowed request to the integration's reverse proxy.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *call) error {
+	if c.tunnel != nil {
+		return g.serveTunnel(w, r, rt, c)
+	}
 	rec := &c.rec
 	// 2. integration: the first segment of the request target as received.
 	target := r.RequestURI
@@ -74,6 +77,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *
 		return problem.New(problem.Unauthenticated, "send Authorization: Bearer <caller token> or a client certificate")
 	}
 	rec.Caller, rec.Auth = caller, string(how)
+	return g.serveFor(w, r, rt, c, in, name, vendorPath)
+}
+
+// serveFor runs the steps after caller identity for a request to
+// integration in (named name) by the caller in c.rec, for vendorPath.
+func (g *Gateway) serveFor(w http.ResponseWriter, r *http.Request, rt *runtime, c *call, in *integration, name, vendorPath string) error {
+	rec := &c.rec
+	caller := rec.Caller
 
 	// 4. path hygiene, before any matching.
 	segs, err := policy.AppendCheckPath(c.segs[:0], vendorPath)

@@ -35,6 +35,7 @@ const (
 	KeyVendorRateLimit = "vendor_ratelimit"
 	KeyAuth            = "auth"
 	KeyValidation      = "validation"
+	KeyVia             = "via" // how the call arrived when not at /{integration}/…: "inspect" (an inspected forward-proxy tunnel)
 )
 
 // NewLogger returns a JSON (or text) logger at level whose every string

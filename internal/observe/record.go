@@ -35,9 +35,14 @@ type Record struct {
 	Scopes          []string
 	VendorRateLimit string
 	Validation      string // public text of a response validation failure
+	Via             string // "" (reverse mode) or ViaInspect
 
 	mu sync.Mutex // guards the fields set from the transport goroutine
 }
+
+// ViaInspect is Record.Via for a call that came through an inspected
+// forward-proxy tunnel (proxy.inspect) rather than to /{integration}/….
+const ViaInspect = "inspect"
 
 type recordKey struct{}
 
@@ -144,6 +149,9 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	}
 	if r.VendorRateLimit != "" {
 		attrs = append(attrs, slog.String(KeyVendorRateLimit, r.VendorRateLimit))
+	}
+	if r.Via != "" {
+		attrs = append(attrs, slog.String(KeyVia, r.Via))
 	}
 	// The handler is called directly, not through l.LogAttrs: the logger
 	// would take the caller's program counter (runtime.Callers, a stack
