@@ -40,7 +40,7 @@ func (c *Config) ForwardIntegrations() map[string]forward.Integration {
 		if in == nil || in.Proxy == nil {
 			continue
 		}
-		fi := forward.Integration{Proxy: in.Proxy, Egress: in.Egress, Timeouts: in.Timeouts}
+		fi := forward.Integration{Proxy: in.Proxy, Egress: in.Egress, Timeouts: in.Timeouts, Upstream: in.Upstream}
 		for _, r := range in.Routes {
 			if r != nil {
 				fi.RouteCallers = append(fi.RouteCallers, r.Callers...)

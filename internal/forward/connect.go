@@ -51,6 +51,9 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) 
 	active := p.metrics.Active.WithLabelValues(in.name, a.caller)
 	active.Inc()
 	defer active.Dec()
+	if in.spec.Inspect {
+		return p.serveInspect(w, r, ev, a, t)
+	}
 
 	dial := a.dial
 	if dial == nil {

@@ -79,6 +79,9 @@ type integ struct {
 	// spec is the provisioned proxy block: limits and timeouts are read
 	// from it directly, so a new setting needs no copy here.
 	spec ProxySpec
+	// inspect is the upstream's host:port, the one target of an
+	// integration with proxy.inspect (zero without it).
+	inspect target
 }
 
 // decider holds the proxy-enabled integrations in name order.
@@ -122,6 +125,12 @@ func compileIntegrations(integrations map[string]Integration, resolver *net.Reso
 			policy:    pol,
 			addrRules: rules,
 			spec:      px,
+		}
+		if px.Inspect {
+			if in.inspect, err = inspectTarget(c.Upstream); err != nil {
+				errs = append(errs, fmt.Errorf("integrations.%s.proxy.inspect: %w", name, err))
+				continue
+			}
 		}
 		for _, cl := range c.RouteCallers {
 			in.callers[cl] = true

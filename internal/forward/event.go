@@ -22,7 +22,9 @@ const (
 	KeyRemoteAddr  = "remote_addr"  // the vendor address actually connected to
 	KeyDecision    = "decision"     // allow | report | open | deny
 	KeyWouldDeny   = "would_deny"   // report mode: why enforce would refuse
-	KeyCloseReason = "close_reason" // eof | idle_timeout | max_lifetime | error | shutdown
+	KeyCloseReason = "close_reason" // eof | idle_timeout | max_lifetime | error | shutdown | tls_handshake
+	KeyInspect     = "inspect"      // true on the line of an inspected tunnel
+	KeyRequests    = "requests"     // requests served inside an inspected tunnel (each has its own line too)
 )
 
 const (
@@ -54,6 +56,8 @@ type event struct {
 	bytesIn     int64 // caller → vendor
 	bytesOut    int64 // vendor → caller
 	closeReason string
+	inspect     bool  // a tunnel of a proxy.inspect integration
+	requests    int64 // requests served inside an inspected tunnel
 }
 
 // fail writes a refusal (problem+json, X-Portcullis-Error) and notes it.
@@ -126,6 +130,9 @@ func (p *Proxy) finish(ctx context.Context, ev *event) {
 	}
 	if ev.closeReason != "" {
 		attrs = append(attrs, slog.String(KeyCloseReason, ev.closeReason))
+	}
+	if ev.inspect {
+		attrs = append(attrs, slog.Bool(KeyInspect, true), slog.Int64(KeyRequests, ev.requests))
 	}
 	if ev.code != "" {
 		attrs = append(attrs, slog.String(observe.KeyError, string(ev.code)))

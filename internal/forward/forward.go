@@ -52,6 +52,9 @@ type Options struct {
 	// Clock is the clock for the new-tunnel rate limit and durations
 	// (default clock.System). Socket deadlines always use the real clock.
 	Clock clock.Clock
+	// Inspect serves the tunnels of integrations with proxy.inspect; nil
+	// refuses them (500 internal).
+	Inspect *Inspect
 }
 
 // Proxy handles CONNECT and absolute-form requests for one config load.
@@ -70,10 +73,15 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	bufs     *sync.Pool // tunnel copy buffers, when splice(2) cannot be used
 	ids      *requestIDs
+	inspect  *Inspect
 
 	mu      sync.Mutex
-	tunnels map[*tunnel]struct{}
+	tunnels map[closable]struct{}
 }
+
+// closable is an open tunnel, plain (*tunnel) or inspected, that
+// Shutdown can end.
+type closable interface{ shutdown() }
 
 // New compiles the `proxy:` blocks of integrations (by name). auth
 // authenticates callers (identity.New of the callers section). It opens
@@ -103,9 +111,10 @@ func New(integrations map[string]Integration, auth *identity.Authenticator, o Op
 		self:     o.SelfAddrs,
 		disabled: o.Disabled,
 		now:      o.Clock.Now,
-		tunnels:  map[*tunnel]struct{}{},
+		tunnels:  map[closable]struct{}{},
 		bufs:     newBufferPool(),
 		ids:      newRequestIDs(),
+		inspect:  o.Inspect,
 	}
 	d, err := compileIntegrations(integrations, o.Resolver, p.guardDial)
 	if err != nil {
@@ -186,13 +195,13 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 }
 
-func (p *Proxy) track(t *tunnel) {
+func (p *Proxy) track(t closable) {
 	p.mu.Lock()
 	p.tunnels[t] = struct{}{}
 	p.mu.Unlock()
 }
 
-func (p *Proxy) untrack(t *tunnel) {
+func (p *Proxy) untrack(t closable) {
 	p.mu.Lock()
 	delete(p.tunnels, t)
 	p.mu.Unlock()

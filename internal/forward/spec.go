@@ -93,4 +93,7 @@ type Integration struct {
 	Timeouts egress.Timeouts
 	// RouteCallers are the callers named on any of the integration's routes.
 	RouteCallers []string
+	// Upstream is the integration's upstream URL: with proxy.inspect, its
+	// host:port is the only target the integration's tunnels may reach.
+	Upstream string
 }
