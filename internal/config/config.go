@@ -78,6 +78,11 @@ type Server struct {
 	// Limits bound each listener's connections and read times (see
 	// ListenerLimits and docs/listeners.md).
 	Limits ListenerLimits `yaml:"limits"`
+	// InspectCA is the CA that signs the certificates the gateway presents
+	// inside the tunnels of integrations with proxy.inspect (see
+	// mint.CASpec and docs/forward-proxy.md). Default none: no integration
+	// may set proxy.inspect.
+	InspectCA *InspectCA `yaml:"inspect_ca"`
 }
 
 // TLS for the caller listener.

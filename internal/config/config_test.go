@@ -89,6 +89,11 @@ func TestErrors(t *testing.T) {
 		{"internal-egress-no-port", base + "internal_egress: {allow: [\"vault.corp.example\"]}\n", `internal egress entry "vault.corp.example": must be host:port`, 12},
 		{"revoke-on-403-not-bool", strings.Replace(base, "credential: {type: bearer, secret: env:PAY_KEY}", "credential:\n      type: bearer\n      secret: env:PAY_KEY\n      revoke_on_403: sometimes", 1), "credential.revoke_on_403: wrong type: got a string, want true or false", 11},
 		{"vault-ref-not-kv2", strings.Replace(base, "secret: env:PAY_KEY", "secret: vault:secret/payments#k", 1), "KV v2", 8},
+		{"inspect-without-ca", base + "    proxy: {mode: enforce, inspect: true}\n", "integrations.payments.proxy.inspect: needs server.inspect_ca", 12},
+		{"inspect-report-mode", base + "    proxy: {mode: report, inspect: true}\nserver:\n  inspect_ca: {cert: ca.pem, key: env:CA_KEY}\n", "integrations.payments.proxy.inspect: needs mode enforce (got report)", 12},
+		{"inspect-ca-without-key", base + "server:\n  inspect_ca: {cert: ca.pem}\n", "server.inspect_ca.key: required", 13},
+		{"inspect-ca-without-cert", base + "server:\n  inspect_ca:\n    key: env:CA_KEY\n", "server.inspect_ca.cert: required", 13},
+		{"inspect-ca-plain-key", base + "server:\n  inspect_ca:\n    cert: ca.pem\n    key: \"-----BEGIN PRIVATE KEY-----\"\n", "server.inspect_ca.key: looks like a plain secret", 15},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,4 +296,20 @@ func FuzzScalars(f *testing.F) {
 			t.Errorf("secret ref error echoes input")
 		}
 	})
+}
+
+func TestInspect(t *testing.T) {
+	y := base + "    proxy: {inspect: true}\nserver:\n  inspect_ca: {cert: ca.pem, key: vault:secret/data/portcullis#inspect_ca_key}\n"
+	cfg, _, err := Parse("t.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := cfg.Server.InspectCA
+	if got := []string{ca.Cert, ca.Key.Ref()}; !cmp.Equal(got, []string{"ca.pem", "vault:secret/data/portcullis#inspect_ca_key"}) {
+		t.Errorf("inspect_ca = %v", got)
+	}
+	px := cfg.ForwardIntegrations()["payments"].Proxy
+	if !px.Inspect || px.Mode != "enforce" {
+		t.Errorf("proxy = %+v, want inspect in the default mode enforce", px)
+	}
 }

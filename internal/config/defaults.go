@@ -23,6 +23,7 @@ func applyDefaults(c *Config) {
 	def(&c.Server.AdminListen, DefaultAdminListen)
 	c.Server.ShutdownGrace.Default(DefaultShutdownGrace)
 	applyListenerDefaults(c)
+	c.Server.InspectCA.Provision()
 	def(&c.State.Backend, "memory")
 	def(&c.State.DataDir, DefaultDataDir)
 	c.State.RedisTimeout.Default(DefaultRedisTimeout)

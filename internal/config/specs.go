@@ -7,6 +7,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/forward"
 	"github.com/portcullis-dev/portcullis/internal/identity"
+	"github.com/portcullis-dev/portcullis/internal/mint"
 	"github.com/portcullis-dev/portcullis/internal/resilience"
 	"github.com/portcullis-dev/portcullis/internal/validate"
 	"github.com/portcullis-dev/portcullis/internal/webhook"
@@ -22,6 +23,7 @@ type (
 	Proxy      = forward.ProxySpec
 	Webhook    = webhook.Spec
 	Caller     = identity.Caller
+	InspectCA  = mint.CASpec
 
 	Retry          = resilience.RetrySpec
 	CircuitBreaker = resilience.BreakerSpec

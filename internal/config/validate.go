@@ -142,6 +142,11 @@ func (v *validator) validate() {
 			v.errf("server.tls", "needs both cert and key")
 		}
 	}
+	if ca := c.Server.InspectCA; ca != nil {
+		r := conf.NewReport("server.inspect_ca")
+		ca.Validate(r)
+		v.adopt(r)
+	}
 	switch c.State.Backend {
 	case "memory":
 	case "redis":
@@ -305,6 +310,9 @@ func (v *validator) integration(name string, in *Integration) {
 		r := conf.NewReport(p)
 		px.Validate(r.At("proxy"))
 		v.adopt(r)
+		if px.Inspect && v.cfg.Server.InspectCA == nil {
+			v.errf(p+".proxy.inspect", "needs server.inspect_ca: the CA that signs the certificates presented inside the tunnel (make one with `portcullis ca new`)")
+		}
 		for i, c := range px.ConnectCallers {
 			if _, ok := v.cfg.Callers[c]; !ok {
 				v.errf(fmt.Sprintf("%s.proxy.connect_callers[%d]", p, i), "unknown caller %q", c)

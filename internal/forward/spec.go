@@ -17,8 +17,9 @@ const (
 // ProxySpec is an integration's `proxy:` block: forward-proxy mode (CONNECT
 // and absolute-form requests on server.listen) for the integration's
 // hosts. Only integrations with one can be reached through a tunnel: a
-// tunnel bypasses credential injection, route policy and response
-// validation, so reaching an integration that way is opt-in. It is plain
+// plain tunnel bypasses credential injection, route policy and response
+// validation (unless Inspect), so reaching an integration that way is
+// opt-in. It is plain
 // data; New compiles provisioned ProxySpecs. That every connect_callers
 // entry names a known caller is checked by the config package, which
 // knows the callers.
@@ -44,6 +45,15 @@ type ProxySpec struct {
 	// MaxLifetime closes any tunnel this old, and bounds a plain request.
 	// Default 1h.
 	MaxLifetime conf.Duration `yaml:"max_lifetime"`
+	// Inspect terminates the caller's TLS inside a tunnel to this
+	// integration's hosts with a leaf certificate for the CONNECT host,
+	// signed by server.inspect_ca, and runs every request inside through
+	// the reverse-mode chain: route policy, header allowlist, credential
+	// injection (the caller's own stripped), limits, response validation,
+	// one log line each. The caller must trust the inspect CA. Needs mode
+	// enforce and server.inspect_ca. Default false: the tunnel carries
+	// the caller's TLS end to end.
+	Inspect bool `yaml:"inspect"`
 }
 
 // Provision fills defaults. It is idempotent; New runs it on its own copy,
@@ -77,6 +87,9 @@ func (s *ProxySpec) Validate(r *conf.Report) {
 	case ModeEnforce, ModeReport, ModeOpen:
 	default:
 		r.Errorf("mode", "must be enforce, report or open")
+	}
+	if s.Inspect && Mode(s.Mode) != ModeEnforce {
+		r.Errorf("inspect", "needs mode enforce (got %s): an inspected tunnel may only reach egress.allow hosts", s.Mode)
 	}
 	if s.MaxTunnels < 0 {
 		r.Errorf("max_tunnels", "must not be negative (0 means the default, %d)", DefaultMaxTunnels)

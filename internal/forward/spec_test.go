@@ -33,6 +33,9 @@ func TestProxySpecValidate(t *testing.T) {
 		{"defaults", &ProxySpec{}, nil},
 		{"open", &ProxySpec{Mode: "open"}, nil},
 		{"bad-mode-negative-tunnels", &ProxySpec{Mode: "wide", MaxTunnels: -1}, []string{"error mode", "error max_tunnels"}},
+		{"inspect-enforce", &ProxySpec{Inspect: true}, nil},
+		{"inspect-report", &ProxySpec{Mode: "report", Inspect: true}, []string{"error inspect"}},
+		{"inspect-open", &ProxySpec{Mode: "open", Inspect: true}, []string{"error inspect"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

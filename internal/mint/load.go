@@ -120,6 +120,18 @@ func signerOf(k any) (crypto.Signer, error) {
 
 // checkCA says what is wrong with ca as a signer of leaves at now, with key.
 func checkCA(ca *x509.Certificate, key crypto.Signer, now time.Time) error {
+	if err := checkCACert(ca, now); err != nil {
+		return err
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(ca.PublicKey) {
+		return fmt.Errorf("%w: the key does not match certificate %q (inspect_ca.key and inspect_ca.cert are from different pairs)", ErrBadCA, ca.Subject.String())
+	}
+	return nil
+}
+
+// checkCACert says what is wrong with ca as a signer of leaves at now.
+func checkCACert(ca *x509.Certificate, now time.Time) error {
 	subj := ca.Subject.String()
 	if !ca.BasicConstraintsValid || !ca.IsCA {
 		return fmt.Errorf("%w: certificate %q is not a CA (basicConstraints CA:TRUE missing); make one with `portcullis ca new`", ErrBadCA, subj)
@@ -132,10 +144,6 @@ func checkCA(ca *x509.Certificate, key crypto.Signer, now time.Time) error {
 	}
 	if now.Before(ca.NotBefore) {
 		return fmt.Errorf("%w: certificate %q is not valid before %s (check the clock)", ErrBadCA, subj, ca.NotBefore.UTC().Format(time.RFC3339))
-	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(ca.PublicKey) {
-		return fmt.Errorf("%w: the key does not match certificate %q (inspect_ca.key and inspect_ca.cert are from different pairs)", ErrBadCA, subj)
 	}
 	return nil
 }
