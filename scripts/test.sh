@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 mkdir -p .cache
 
-echo "== starting test servers (Redis, ORY Hydra, HashiCorp Vault), installing Chromium, fetching vendor specs"
-for s in scripts/start-redis.sh scripts/start-hydra.sh scripts/start-vault.sh scripts/fetch-specs.sh scripts/install-chromium.sh; do
+echo "== starting test servers (Redis, ORY Hydra, HashiCorp Vault), installing Chromium and the Node clients, fetching vendor specs"
+for s in scripts/start-redis.sh scripts/start-hydra.sh scripts/start-vault.sh scripts/fetch-specs.sh scripts/install-chromium.sh scripts/install-node-clients.sh; do
   if [ -x "$s" ]; then "$s"; fi
 done
 

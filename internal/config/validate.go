@@ -310,6 +310,9 @@ func (v *validator) integration(name string, in *Integration) {
 		r := conf.NewReport(p)
 		px.Validate(r.At("proxy"))
 		v.adopt(r)
+		if px.Inspect && up != nil && up.Scheme != "https" {
+			v.errf(p+".proxy.inspect", "needs an https:// upstream: an inspected tunnel reaches only the upstream's host:port, over verified TLS")
+		}
 		if px.Inspect && v.cfg.Server.InspectCA == nil {
 			v.errf(p+".proxy.inspect", "needs server.inspect_ca: the CA that signs the certificates presented inside the tunnel (make one with `portcullis ca new`)")
 		}

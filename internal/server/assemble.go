@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -51,10 +52,11 @@ type assembly struct {
 	hub        *anomaly.Hub
 	detector   *anomaly.Detector
 	closers    []func()
+	dns        *net.Resolver // vendor names (tests); nil: the system's
 }
 
-func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *secret.Scrubber) (*assembly, error) {
-	a := &assembly{log: log, scrub: scrub, metrics: observe.NewMetrics()}
+func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *secret.Scrubber, dns *net.Resolver) (*assembly, error) {
+	a := &assembly{log: log, scrub: scrub, metrics: observe.NewMetrics(), dns: dns}
 	internal, err := internalPolicy(cfg)
 	if err != nil {
 		return nil, err
@@ -137,6 +139,7 @@ func assemble(ctx context.Context, cfg *config.Config, log *slog.Logger, scrub *
 		Store:             st,
 		OnRecord:          a.onRecord,
 		Status:            a.credentialStatus,
+		Resolver:          a.dns,
 	})
 	if err != nil {
 		a.close()
@@ -213,6 +216,9 @@ func (a *assembly) checkSecrets(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	check("server.admin_token", cfg.Server.AdminToken)
+	if ca := cfg.Server.InspectCA; ca != nil {
+		check("server.inspect_ca.key", ca.Key)
+	}
 	for _, name := range cfg.Names() {
 		c := cfg.Integrations[name].Credential
 		if c == nil {
@@ -306,6 +312,10 @@ func (a *assembly) newForward(cfg *config.Config) (*forward.Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	insp, err := a.newInspect(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return forward.New(cfg.ForwardIntegrations(), auth, forward.Options{
 		Logger:  a.log,
 		Metrics: a.fwdMetrics,
@@ -316,6 +326,8 @@ func (a *assembly) newForward(cfg *config.Config) (*forward.Proxy, error) {
 			return nil
 		},
 		Disabled: a.gw.Disabled,
+		Inspect:  insp,
+		Resolver: a.dns,
 	})
 }
 

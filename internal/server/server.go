@@ -35,6 +35,9 @@ type Options struct {
 	Ready func(Addrs)
 	// Reload triggers a config reload (SIGHUP is wired by the caller).
 	Reload <-chan struct{}
+	// Resolver resolves vendor names at dial time, for the reverse and the
+	// forward proxy (tests point it at a fake DNS); nil: the system's.
+	Resolver *net.Resolver
 }
 
 // Run serves until ctx is done, then drains in-flight calls.
@@ -53,7 +56,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, w := range warnings {
 		log.Warn("config warning", "path", w.Path, "line", w.Line, "problem", w.Msg)
 	}
-	a, err := assemble(ctx, cfg, log, scrub)
+	a, err := assemble(ctx, cfg, log, scrub, o.Resolver)
 	if err != nil {
 		return err
 	}
@@ -93,7 +96,7 @@ func Run(ctx context.Context, o Options) error {
 
 	callerSrv := limitServer(&http.Server{
 		Handler:        a.callerHandler(),
-		MaxHeaderBytes: 64 << 10,
+		MaxHeaderBytes: callerMaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}, lim.Caller)
 	if t := cfg.Server.TLS; t != nil {
