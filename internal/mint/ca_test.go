@@ -154,3 +154,46 @@ func TestInstructions(t *testing.T) {
 		}
 	}
 }
+
+func TestNewCAPermit(t *testing.T) {
+	tests := []struct {
+		name    string
+		permit  []string
+		ok, bad []string
+	}{
+		{"dns-only", []string{"vendor.test", "*.other.test"}, []string{"vendor.test", "api.vendor.test", "a.b.other.test"}, []string{"evil.test", "vendor.test.evil", "127.0.0.1", "::1"}},
+		{"dns-and-ip", []string{"vendor.test", "127.0.0.1", "2001:db8::/32"}, []string{"api.vendor.test", "127.0.0.1", "2001:db8::7"}, []string{"127.0.0.2", "::1", "evil.test"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, k, err := NewCA(CAOptions{Now: t0, Permit: tt.permit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := New(c, k, Options{Clock: clock.NewFake(t0), Allowed: allowAll})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range tt.ok {
+				leaf, err := a.Leaf(h)
+				if err != nil {
+					t.Errorf("%s: %v", h, err)
+					continue
+				}
+				if err := verify(t, a, leaf, h, t0); err != nil {
+					t.Errorf("%s: verify: %v", h, err)
+				}
+			}
+			for _, h := range tt.bad {
+				if _, err := a.Leaf(h); !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "name constraints") {
+					t.Errorf("%s: %v, want a refusal naming the constraints", h, err)
+				}
+			}
+		})
+	}
+	for _, bad := range []string{"*", ".vendor.test", "a b", "vendor.test:443"} {
+		if _, _, err := NewCA(CAOptions{Permit: []string{bad}}); err == nil {
+			t.Errorf("permit %q accepted", bad)
+		}
+	}
+}

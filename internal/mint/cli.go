@@ -5,10 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
-const newUsage = `Usage: portcullis ca new --out-cert FILE --out-key FILE [--name NAME] [--days N] [--force]
+const newUsage = `Usage: portcullis ca new --out-cert FILE --out-key FILE [--name NAME] [--days N] [--permit DOMAIN]... [--force]
 
 Makes a new CA for inspect mode (server.inspect_ca): an ECDSA P-256 key,
 written with mode 0600, and a self-signed CA certificate that can sign
@@ -18,6 +19,9 @@ paste and how to make Go, Node, Python, Java and curl clients trust it.
 Existing files are never overwritten unless --force is given. The key
 signs a certificate for any host the gateway inspects: keep it in Vault or
 a 0600 file only the gateway can read, never next to the clients.
+--permit limits the CA, with X.509 name constraints that clients enforce,
+to the vendor domains you inspect, so that a stolen key cannot sign for
+any other host.
 
 Flags:
 `
@@ -38,6 +42,8 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", DefaultCAName, "the CA's common name, as clients' trust stores show it")
 	days := fs.Int("days", int(DefaultCAValidity/(24*time.Hour)), "days the CA is valid")
 	force := fs.Bool("force", false, "overwrite existing files")
+	var permit list
+	fs.Var(&permit, "permit", "limit the CA to this DNS domain and its subdomains, IP or CIDR (repeat; default: unconstrained)")
 	usage := func(w io.Writer) {
 		fmt.Fprint(w, newUsage)
 		fs.SetOutput(w)
@@ -64,10 +70,10 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis ca new: --days must be 1 to 3650 (got %d)\n", *days)
 		return 2
 	}
-	certPEM, keyPEM, err := NewCA(CAOptions{Name: *name, Validity: time.Duration(*days) * 24 * time.Hour})
+	certPEM, keyPEM, err := NewCA(CAOptions{Name: *name, Validity: time.Duration(*days) * 24 * time.Hour, Permit: permit})
 	if err != nil {
 		fmt.Fprintln(stderr, "portcullis ca new:", err)
-		return 1
+		return 2
 	}
 	if err := WriteCA(*certPath, *keyPath, certPEM, keyPEM, *force); err != nil {
 		fmt.Fprintln(stderr, "portcullis ca new:", err)
@@ -76,3 +82,9 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprint(stdout, Instructions(*certPath, *keyPath))
 	return 0
 }
+
+// list is a repeatable string flag.
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
