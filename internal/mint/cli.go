@@ -42,7 +42,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", DefaultCAName, "the CA's common name, as clients' trust stores show it")
 	days := fs.Int("days", int(DefaultCAValidity/(24*time.Hour)), "days the CA is valid")
 	force := fs.Bool("force", false, "overwrite existing files")
-	var permit list
+	var permit flagList
 	fs.Var(&permit, "permit", "limit the CA to this DNS domain and its subdomains, IP or CIDR (repeat; default: unconstrained)")
 	usage := func(w io.Writer) {
 		fmt.Fprint(w, newUsage)
@@ -83,8 +83,8 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// list is a repeatable string flag.
-type list []string
+// flagList is a repeatable string flag.
+type flagList []string
 
-func (l *list) String() string     { return strings.Join(*l, ",") }
-func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+func (l *flagList) String() string     { return strings.Join(*l, ",") }
+func (l *flagList) Set(v string) error { *l = append(*l, v); return nil }
