@@ -432,7 +432,7 @@ func TestTokenNew(t *testing.T) {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
-	for _, c := range []string{"serve", "check", "token", "demo", "webhook", "version"} {
+	for _, c := range []string{"serve", "check", "token", "ca", "demo", "webhook", "version"} {
 		t.Run(c, func(t *testing.T) {
 			code, out := runCLI(t, c, "--help")
 			if code != 0 || len(out) < 10 {

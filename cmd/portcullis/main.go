@@ -33,6 +33,7 @@ func commands() map[string]command {
 		"chaos":   {"chaos start|stop|list: fault injection through the admin API", chaos.Command},
 		"drill":   {"run a drill scenario against a running gateway and report what engaged", drill.Command},
 		"token":   {"token new --caller NAME: print a new caller token and its config hash", runToken},
+		"ca":      {"ca new --out-cert FILE --out-key FILE: make a CA for proxy inspect mode", runCA},
 		"demo":    {"a self-contained tour on loopback: fake vendor + gateway", runDemo},
 		"webhook": {"webhook sign|verify: helpers for testing webhook senders and receivers", runWebhook},
 		"version": {"print the version", func(_ []string, out, _ io.Writer) int { fmt.Fprintln(out, "portcullis", version); return 0 }},

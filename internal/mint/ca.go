@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -29,6 +31,13 @@ type CAOptions struct {
 	Validity time.Duration
 	// Now is the issue time. Default the process clock.
 	Now time.Time
+	// Permit, when not empty, limits the CA with X.509 name constraints
+	// to these DNS domains (a domain covers its subdomains) and IP
+	// addresses or CIDR ranges: clients refuse any certificate it signs
+	// for another name, so a stolen key cannot impersonate the rest of
+	// the internet. With no IP entry, every IP address is excluded.
+	// Default empty: unconstrained.
+	Permit []string
 }
 
 // NewCA makes a CA for inspect mode: an ECDSA P-256 key and a self-signed
@@ -67,6 +76,9 @@ func NewCA(o CAOptions) (certPEM, keyPEM []byte, err error) {
 		MaxPathLen:            0,
 		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	if err := constrain(tmpl, o.Permit); err != nil {
+		return nil, nil, err
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -149,5 +161,38 @@ func writeFile(path string, data []byte, perm fs.FileMode, force bool) (err erro
 	if force {
 		return os.Rename(name, path)
 	}
+	return nil
+}
+
+// constrain adds critical name constraints for permit to tmpl.
+func constrain(tmpl *x509.Certificate, permit []string) error {
+	if len(permit) == 0 {
+		return nil
+	}
+	for _, p := range permit {
+		if _, n, err := net.ParseCIDR(p); err == nil {
+			tmpl.PermittedIPRanges = append(tmpl.PermittedIPRanges, n)
+			continue
+		}
+		if ip := net.ParseIP(p); ip != nil {
+			bits := 128
+			if v4 := ip.To4(); v4 != nil {
+				ip, bits = v4, 32
+			}
+			tmpl.PermittedIPRanges = append(tmpl.PermittedIPRanges, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		name, _, err := canonical(strings.TrimPrefix(p, "*."))
+		if err != nil || strings.HasPrefix(p, ".") {
+			return fmt.Errorf("mint: permit %q: want a DNS domain, an IP address or a CIDR range", p)
+		}
+		tmpl.PermittedDNSDomains = append(tmpl.PermittedDNSDomains, name)
+	}
+	if len(tmpl.PermittedIPRanges) == 0 {
+		_, all4, _ := net.ParseCIDR("0.0.0.0/0")
+		_, all6, _ := net.ParseCIDR("::/0")
+		tmpl.ExcludedIPRanges = []*net.IPNet{all4, all6}
+	}
+	tmpl.PermittedDNSDomainsCritical = true
 	return nil
 }

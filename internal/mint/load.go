@@ -71,25 +71,26 @@ func loadKey(keyPEM []byte) (crypto.Signer, error) {
 		if b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] != "" {
 			return nil, fmt.Errorf("%w: the key is encrypted; the gateway needs it unencrypted (keep it in Vault or a 0600 file instead), e.g. `openssl pkey -in KEY -out KEY.plain`", ErrBadCA)
 		}
-		var (
-			k   any
-			err error
-		)
 		switch b.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(b.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+		case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
 		case "CERTIFICATE":
 			return nil, fmt.Errorf("%w: the key holds a certificate, not a private key; inspect_ca.key must reference the CA's private key", ErrBadCA)
 		default:
 			continue
 		}
+		// Whatever the label says, try each format: hand-relabelled
+		// blocks are common. The parsers' own errors are not passed on:
+		// the message needs no ASN.1 detail of key bytes.
+		k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
 		if err != nil {
-			// x509's parse errors name the format, never the bytes.
-			return nil, fmt.Errorf("%w: key (%s block): %w", ErrBadCA, b.Type, err)
+			if ec, e := x509.ParseECPrivateKey(b.Bytes); e == nil {
+				k, err = ec, nil
+			} else if r, e := x509.ParsePKCS1PrivateKey(b.Bytes); e == nil {
+				k, err = r, nil
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: the key's %s block is not a PKCS#8, SEC1 or PKCS#1 private key (check it with `openssl pkey -in KEY -noout`)", ErrBadCA, b.Type)
 		}
 		return signerOf(k)
 	}

@@ -74,14 +74,18 @@ type Options struct {
 // Authority mints leaf certificates signed by one CA. It is safe for
 // concurrent use.
 type Authority struct {
-	ca      *x509.Certificate
-	chain   [][]byte // CA DER, then any further certificates of the cert file
-	key     crypto.Signer
-	fp      string // hex SHA-256 of the CA DER
-	clk     clock.Clock
-	ttl     time.Duration
-	allowed func(string) bool
-	st      *state
+	ca    *x509.Certificate
+	chain [][]byte // CA DER, then any further certificates of the cert file
+	key   crypto.Signer
+	fp    string // hex SHA-256 of the CA DER
+	// constrained: the CA carries name constraints, so each new leaf is
+	// verified against it before use.
+	constrained bool
+	roots       *x509.CertPool // only the CA, when constrained
+	clk         clock.Clock
+	ttl         time.Duration
+	allowed     func(string) bool
+	st          *state
 }
 
 // state is the mutable part, behind a pointer so Authority's value methods
@@ -141,6 +145,13 @@ func New(certPEM, keyPEM []byte, o Options) (*Authority, error) {
 	for _, c := range certs {
 		a.chain = append(a.chain, c.Raw)
 	}
+	c := a.ca
+	a.constrained = len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains)+len(c.PermittedIPRanges)+len(c.ExcludedIPRanges)+
+		len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses)+len(c.PermittedURIDomains)+len(c.ExcludedURIDomains) > 0
+	if a.constrained {
+		a.roots = x509.NewCertPool()
+		a.roots.AddCert(c)
+	}
 	sum := sha256.Sum256(a.ca.Raw)
 	a.fp = hex.EncodeToString(sum[:])
 	return a, nil
@@ -170,6 +181,12 @@ func (a *Authority) Leaf(host string) (*tls.Certificate, error) {
 		e, err := a.mint(name, ip, now)
 		if err != nil {
 			return nil, err
+		}
+		if a.constrained {
+			// Clients would refuse the leaf; say why here instead.
+			if err := a.verify(e.cert, name, now); err != nil {
+				return nil, fmt.Errorf("%w: %q is outside the inspect CA's name constraints: %w", ErrNotAllowed, name, err)
+			}
 		}
 		a.st.put(e)
 		return e.cert, nil
@@ -353,4 +370,11 @@ func (s *state) put(e *entry) {
 		s.lru.Remove(old)
 		delete(s.byKey, old.Value.(*entry).host)
 	}
+}
+
+// verify checks leaf against the CA alone (the CA as the root even when it
+// is an intermediate: its own constraints are what matter here).
+func (a *Authority) verify(leaf *tls.Certificate, name string, now time.Time) error {
+	_, err := leaf.Leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: a.roots, CurrentTime: now})
+	return err
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/forward"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
 	"github.com/portcullis-dev/portcullis/internal/identity"
+	"github.com/portcullis-dev/portcullis/internal/mint"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/secret"
 	"github.com/portcullis-dev/portcullis/internal/store"
@@ -426,5 +427,10 @@ func ResolveSecrets(cfg *config.Config) error {
 	a.resolver = credential.NewResolver(credential.Options{Logger: a.log, Scrubber: a.scrub, Vault: vault,
 		VaultHTTPClient: internal.Client(vaultClientTimeout)})
 	defer a.resolver.Close()
-	return a.checkSecrets(context.Background(), cfg)
+	if err := a.checkSecrets(context.Background(), cfg); err != nil {
+		return err
+	}
+	// With the key at hand, check it is the inspect CA certificate's own.
+	_, err = a.inspectCA(context.Background(), cfg, mint.Options{})
+	return err
 }
