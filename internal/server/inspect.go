@@ -2,15 +2,12 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
-	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/forward"
 	"github.com/portcullis-dev/portcullis/internal/gateway"
 	"github.com/portcullis-dev/portcullis/internal/mint"
@@ -29,8 +26,7 @@ const callerMaxHeaderBytes = 64 << 10
 // It is built again on every reload (a rotated CA key or a new inspect
 // integration takes effect for new tunnels); the leaf cache starts empty.
 func (a *assembly) newInspect(cfg *config.Config) (*forward.Inspect, error) {
-	ca := cfg.Server.InspectCA
-	if ca == nil {
+	if cfg.Server.InspectCA == nil {
 		return nil, nil
 	}
 	hosts := map[string]bool{}
@@ -43,15 +39,11 @@ func (a *assembly) newInspect(cfg *config.Config) (*forward.Inspect, error) {
 			hosts[strings.ToLower(u.Hostname())] = true
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	key, err := a.resolver.Resolve(ctx, ca.Key, credential.DefaultTTL, time.Hour)
+	// Leaves only for the hosts inspected tunnels can reach: the forward
+	// proxy refuses every other target of an inspect integration.
+	auth, err := a.inspectCA(context.Background(), cfg, mint.Options{Allowed: func(h string) bool { return hosts[h] }})
 	if err != nil {
-		return nil, fmt.Errorf("server.inspect_ca.key: %s: %w", ca.Key.Ref(), err)
-	}
-	auth, err := ca.Load(key.Value, mint.Options{Allowed: func(h string) bool { return hosts[h] }})
-	if err != nil {
-		return nil, fmt.Errorf("server.inspect_ca: %w", err)
+		return nil, err
 	}
 	lim := cfg.Server.Limits.Caller
 	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
