@@ -299,13 +299,13 @@ func FuzzScalars(f *testing.F) {
 }
 
 func TestInspect(t *testing.T) {
-	y := base + "    proxy: {inspect: true}\nserver:\n  inspect_ca: {cert: ca.pem, key: vault:secret/data/portcullis#inspect_ca_key}\n"
+	y := base + "    proxy: {inspect: true}\nserver:\n  inspect_ca: {cert: ca.pem, key: vault:secret/data/portcullis/inspect-ca#key}\n"
 	cfg, _, err := Parse("t.yaml", []byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ca := cfg.Server.InspectCA
-	if got := []string{ca.Cert, ca.Key.Ref()}; !cmp.Equal(got, []string{"ca.pem", "vault:secret/data/portcullis#inspect_ca_key"}) {
+	if got := []string{ca.Cert, ca.Key.Ref()}; !cmp.Equal(got, []string{"ca.pem", "vault:secret/data/portcullis/inspect-ca#key"}) {
 		t.Errorf("inspect_ca = %v", got)
 	}
 	px := cfg.ForwardIntegrations()["payments"].Proxy

@@ -19,9 +19,10 @@ paste and how to make Go, Node, Python, Java and curl clients trust it.
 Existing files are never overwritten unless --force is given. The key
 signs a certificate for any host the gateway inspects: keep it in Vault or
 a 0600 file only the gateway can read, never next to the clients.
---permit limits the CA, with X.509 name constraints that clients enforce,
-to the vendor domains you inspect, so that a stolen key cannot sign for
-any other host.
+--permit limits the CA, with X.509 name constraints, to the vendor domains
+you inspect, so that a stolen key cannot sign for any other host that Go,
+OpenSSL (curl, Python) and Node clients would accept; Java ignores a
+trusted CA's own constraints.
 
 Flags:
 `

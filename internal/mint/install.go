@@ -22,19 +22,23 @@ func Instructions(certPath, keyPath string) string {
      NAME:
        proxy: {mode: enforce, inspect: true}
 
-   Better: keep the key in Vault (vault:secret/data/portcullis#inspect_ca_key)
+   Better: keep the key in Vault (vault:secret/data/portcullis/inspect-ca#key)
    and delete the key file.
 
 2. Make each client trust the CA certificate (never copy the key to clients).
    Keep the system roots too: hosts that are not inspected still present
    their own certificates through the tunnel.
 
-   Go (net/http, Linux):  SSL_CERT_FILE=%[1]s replaces the system roots;
-                          to add to them, append the file to a bundle:
-                          cat /etc/ssl/certs/ca-certificates.crt %[1]s > bundle.pem
-                          SSL_CERT_FILE=bundle.pem   (or put it in a dir named by SSL_CERT_DIR)
+   A bundle of the system roots and the CA, for the clients that replace
+   their roots with a file:
+     cat /etc/ssl/certs/ca-certificates.crt %[1]s > bundle.pem
+
+   Go (net/http, Linux):  SSL_CERT_DIR=DIR, a directory holding only a copy
+                          of the certificate (Go reads it on top of the
+                          system bundle), or
+                          SSL_CERT_FILE=bundle.pem   (replaces the system roots)
    Node:                  NODE_EXTRA_CA_CERTS=%[1]s   (added to the built-in roots)
-   Python urllib / ssl:   SSL_CERT_FILE=bundle.pem    (replaces the default roots)
+   Python urllib / ssl:   SSL_CERT_FILE=bundle.pem
    Python requests:       REQUESTS_CA_BUNDLE=bundle.pem
    Java:                  cp "$JAVA_HOME/lib/security/cacerts" truststore.jks
                           keytool -importcert -noprompt -alias portcullis-inspect \
@@ -45,8 +49,8 @@ func Instructions(certPath, keyPath string) string {
 
    Then point the client at the gateway: HTTPS_PROXY=http://GATEWAY:PORT
 
-Anyone holding the key can impersonate every host the clients trusting this
-CA talk to through the gateway: keep it at 0600, in Vault if you can.
+Anyone holding the key can impersonate any host (any host under --permit, if
+given) to the clients that trust this CA: keep it at 0600, in Vault if you can.
 `, cert, key)
 }
 

@@ -43,7 +43,7 @@ func (s *CASpec) Validate(r *conf.Report) {
 		r.Errorf("cert", "required: the CA certificate file (make one with `portcullis ca new`)")
 	}
 	if !s.Key.Given() {
-		r.Errorf("key", "required: a reference to the CA key, e.g. vault:secret/data/portcullis#inspect_ca_key or file:/etc/portcullis/inspect-ca.key")
+		r.Errorf("key", "required: a reference to the CA key, e.g. vault:secret/data/portcullis/inspect-ca#key or file:/etc/portcullis/inspect-ca.key")
 	}
 }
 
