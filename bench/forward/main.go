@@ -45,6 +45,8 @@ func main() {
 		err = runProxy(os.Args[2:])
 	case "load":
 		err = runLoad(os.Args[2:])
+	case "inspect":
+		err = runInspect(os.Args[2:]) // inspect.go, inspect.sh
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
