@@ -234,6 +234,7 @@ func TestRefusals(t *testing.T) {
 		{"port", "api.vendor.test:443", ErrBadHost},
 		{"long-label", strings.Repeat("a", 64) + ".test", ErrBadHost},
 		{"newline", "api.vendor.test\nx", ErrBadHost},
+		{"ipv6-zone", "fe80::1%eth0", ErrBadHost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
