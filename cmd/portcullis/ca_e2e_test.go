@@ -101,8 +101,8 @@ integrations:
 		t.Errorf("good CA: exit %d:\n%s", code, out)
 	}
 	code, out := runCLI(t, "check", "--config", write(notCA, key))
-	if code != 1 || !strings.Contains(out, "server.inspect_ca.cert (line 4)") || !strings.Contains(out, "no PEM CERTIFICATE block") {
-		t.Errorf("not a CA: exit %d, want 1 naming server.inspect_ca.cert (line 4):\n%s", code, out)
+	if code != 1 || !strings.Contains(out, "portcullis.yaml:4: error: server.inspect_ca.cert: inspect CA: the cert file holds no PEM CERTIFICATE block") {
+		t.Errorf("not a CA: exit %d, want 1 naming server.inspect_ca.cert on line 4:\n%s", code, out)
 	}
 	mismatched := write(cert, otherKey)
 	if code, out := runCLI(t, "check", "--config", mismatched); code != 0 {
