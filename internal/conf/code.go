@@ -41,4 +41,6 @@ const (
 	PerReplicaLimit           Code = "PC034"
 	QueueWithoutRoutes        Code = "PC035"
 	QueueRouteWithoutFallback Code = "PC036"
+	// PC038: proxy inspect mode's CA.
+	InspectCAExpiring Code = "PC038"
 )

@@ -312,17 +312,4 @@ func TestInspect(t *testing.T) {
 	if !px.Inspect || px.Mode != "enforce" {
 		t.Errorf("proxy = %+v, want inspect in the default mode enforce", px)
 	}
-	for host, want := range map[string]bool{"api.payments.example": true, "API.payments.example.": true, "other.example": false} {
-		if got := cfg.InspectAllows(host); got != want {
-			t.Errorf("InspectAllows(%q) = %v, want %v", host, got, want)
-		}
-	}
-	// Without inspect the integration's hosts get no certificate.
-	cfg, _, err = Parse("t.yaml", []byte(base+"    proxy: {mode: enforce}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.InspectAllows("api.payments.example") {
-		t.Error("InspectAllows true for an integration without proxy.inspect")
-	}
 }

@@ -1,9 +1,6 @@
 package config
 
 import (
-	"net"
-	"strings"
-
 	"github.com/portcullis-dev/portcullis/internal/anomaly"
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/egress"
@@ -54,22 +51,4 @@ func (c *Config) ForwardIntegrations() map[string]forward.Integration {
 		m[name] = fi
 	}
 	return m
-}
-
-// InspectAllows reports whether host (a name or IP literal, any case, no
-// port) is on the egress.allow list, on any port, of an integration with
-// proxy.inspect: the hosts the inspect CA may mint certificates for.
-func (c *Config) InspectAllows(host string) bool {
-	host = strings.Trim(host, "[]")
-	for _, in := range c.Integrations {
-		if in == nil || in.Proxy == nil || !in.Proxy.Inspect {
-			continue
-		}
-		for _, a := range in.Egress.Allow {
-			if _, port, err := net.SplitHostPort(a); err == nil && hostOnAllow(host, port, []string{a}) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -155,20 +155,12 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 
 // Validate compiles cfg without serving it, for `portcullis check`: route
 // templates, egress allowlists, pins and CA files are checked the same way
-// serve checks them, and server.inspect_ca.cert must be a usable CA. It
-// opens no connection and resolves no secret.
+// serve checks them. It opens no connection and resolves no secret.
 func Validate(cfg *config.Config) error {
 	o := &Options{Credentials: func(string, *config.Credential, http.RoundTripper, *egress.Policy) (http.RoundTripper, func(context.Context) error, error) {
 		return nil, nil, nil
 	}}
 	o.defaults()
-	if ca := cfg.Server.InspectCA; ca != nil {
-		// The key is a secret: check --resolve-secrets and serve load it.
-		if _, err := ca.CheckCert(time.Now()); err != nil {
-			const p = "server.inspect_ca.cert"
-			return fmt.Errorf("%s (line %d): %w", p, cfg.Line(p), err)
-		}
-	}
 	rt, err := compile(cfg, o, nil)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -136,5 +137,30 @@ func (c *checker) compile() {
 	}
 	if _, err := egress.NewInternalPolicy(c.cfg.InternalEgress.Allow, nil); err != nil {
 		c.add(conf.InternalEgressEntry, "internal_egress.allow", "", "%v", err)
+	}
+	c.inspectCA(time.Now())
+}
+
+// inspectCAWarn is how long before the inspect CA's expiry check warns:
+// time for clients to learn to trust the next one.
+const inspectCAWarn = 30 * 24 * time.Hour
+
+// inspectCA loads server.inspect_ca.cert (not the key: it is a secret,
+// read by --resolve-secrets and serve) and says what makes it unusable,
+// or that it expires soon.
+func (c *checker) inspectCA(now time.Time) {
+	s := c.cfg.Server.InspectCA
+	if s == nil {
+		return
+	}
+	const p = "server.inspect_ca.cert"
+	ca, err := s.CheckCert(now)
+	if err != nil {
+		c.add(conf.ConfigInvalid, p, "", "%v", err)
+		return
+	}
+	if left := ca.NotAfter.Sub(now); left < inspectCAWarn {
+		c.add(conf.InspectCAExpiring, p, "", "the inspect CA %q expires in %d days (%s): after that serve refuses the config and inspected tunnels stop",
+			ca.Subject.String(), int(left.Hours()/24), ca.NotAfter.UTC().Format(time.DateOnly))
 	}
 }

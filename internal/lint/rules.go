@@ -88,6 +88,8 @@ func Rules() []Rule {
 			"Mark the routes whose calls may be queued with queue: true, e.g. {method: POST, path: /v1/charges, callers: [billing], queue: true}; or remove fallback.queue."},
 		{conf.QueueRouteWithoutFallback, "queued-route-without-queue-fallback", conf.Warning, "A route is marked queue: true but its integration has no fallback.queue",
 			"Add fallback: {queue: true} to the integration; or remove queue: true from the route."},
+		{conf.InspectCAExpiring, "inspect-ca-expiring", conf.Warning, "The inspect CA expires soon",
+			"Make the next CA now (`portcullis ca new`), have clients trust both, then point server.inspect_ca at the new one (docs/forward-proxy.md, Rotating)."},
 	}
 }
 

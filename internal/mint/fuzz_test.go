@@ -65,3 +65,47 @@ func FuzzNew(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLeafHost: for any host text, Leaf either refuses it or returns a
+// leaf for exactly one name (the canonical host) that verifies for it.
+func FuzzLeafHost(f *testing.F) {
+	for _, h := range []string{"api.vendor.test", "API.Vendor.Test.", "127.0.0.1", "::1", "[2001:db8::7]", "", "*.vendor.test",
+		"a..b", "x:443", "fe80::1%eth0", "xn--bcher-kva.test", "_dmarc.vendor.test", "-a.test", "1.2.3.4.5", "0x7f.1"} {
+		f.Add(h)
+	}
+	c, k, err := NewCA(CAOptions{Now: t0})
+	if err != nil {
+		f.Fatal(err)
+	}
+	a, err := New(c, k, Options{Clock: clock.NewFake(t0), Allowed: allowAll, CacheSize: 64})
+	if err != nil {
+		f.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c)
+	f.Fuzz(func(t *testing.T, host string) {
+		leaf, err := a.Leaf(host)
+		if err != nil {
+			if !errors.Is(err, ErrBadHost) {
+				t.Fatalf("Leaf(%q): %v, want ErrBadHost or a leaf", host, err)
+			}
+			return
+		}
+		l := leaf.Leaf
+		if n := len(l.DNSNames) + len(l.IPAddresses); n != 1 || len(l.URIs)+len(l.EmailAddresses) > 0 {
+			t.Fatalf("Leaf(%q): %d SANs %v %v", host, n, l.DNSNames, l.IPAddresses)
+		}
+		name := ""
+		if len(l.DNSNames) == 1 {
+			name = l.DNSNames[0]
+			if strings.ContainsAny(name, "*: \t\r\n") {
+				t.Fatalf("Leaf(%q): SAN %q", host, name)
+			}
+		} else {
+			name = l.IPAddresses[0].String()
+		}
+		if _, err := l.Verify(x509.VerifyOptions{DNSName: name, Roots: pool, CurrentTime: t0}); err != nil {
+			t.Fatalf("Leaf(%q) does not verify for %q: %v", host, name, err)
+		}
+	})
+}

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -308,11 +309,12 @@ func canonical(host string) (string, net.IP, error) {
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
 	}
-	if ip := net.ParseIP(h); ip != nil {
-		if v4 := ip.To4(); v4 != nil {
-			ip = v4
+	if addr, err := netip.ParseAddr(h); err == nil {
+		if addr.Zone() != "" {
+			return "", nil, fmt.Errorf("%w: %q (an IPv6 zone)", ErrBadHost, host)
 		}
-		return ip.String(), ip, nil
+		addr = addr.Unmap()
+		return addr.String(), net.IP(addr.AsSlice()), nil
 	}
 	if !isDNSName(h) {
 		return "", nil, fmt.Errorf("%w: %q", ErrBadHost, host)
@@ -327,7 +329,7 @@ func isDNSName(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
-	for _, label := range strings.Split(h, ".") {
+	for label := range strings.SplitSeq(h, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}

@@ -234,6 +234,7 @@ func TestRefusals(t *testing.T) {
 		{"port", "api.vendor.test:443", ErrBadHost},
 		{"long-label", strings.Repeat("a", 64) + ".test", ErrBadHost},
 		{"newline", "api.vendor.test\nx", ErrBadHost},
+		{"ipv6-zone", "fe80::1%eth0", ErrBadHost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -455,35 +456,61 @@ func assertNoKey(t *testing.T, v any, keyPEM []byte) {
 }
 
 func TestAuthorityNeverPrintsItsKey(t *testing.T) {
-	c, k := newCA(t)
-	a, err := New(c, k, Options{Clock: clock.NewFake(t0), Allowed: allowAll})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Leaf("api.vendor.test"); err != nil {
-		t.Fatal(err)
-	}
-	// The key as fmt would print it reflectively: its scalar D.
-	d := a.key.(*ecdsa.PrivateKey).D.String()
-	for _, v := range []any{a, *a, []any{a}, struct{ A *Authority }{a}} {
-		assertNoKey(t, v, k)
-		for _, verb := range []string{"%v", "%+v", "%#v", "%d", "%x"} {
-			if out := fmt.Sprintf(verb, v); strings.Contains(out, d) || strings.Contains(out, "PrivateKey") {
-				t.Errorf("%s of %T prints the key: %s", verb, v, out)
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for name, key := range map[string]crypto.Signer{"ecdsa": ecKey, "ed25519": edKey} {
+		t.Run(name, func(t *testing.T) {
+			keyPEM := keyPEMs(t, key)["pkcs8"]
+			a, err := New(makeCA(t, key, nil), keyPEM, Options{Clock: clock.NewFake(t0), Allowed: allowAll})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			if _, err := a.Leaf("api.vendor.test"); err != nil {
+				t.Fatal(err)
+			}
+			// The key as fmt would print it reflectively: an ECDSA key's
+			// scalar, an Ed25519 key's bytes (a slice, printed even when
+			// nested).
+			var raw []byte
+			switch k := key.(type) {
+			case *ecdsa.PrivateKey:
+				if raw, err = k.Bytes(); err != nil {
+					t.Fatal(err)
+				}
+			case ed25519.PrivateKey:
+				raw = k.Seed()
+			}
+			needles := []string{new(big.Int).SetBytes(raw).String(), fmt.Sprintf("%x", raw[:12]), strings.TrimSuffix(fmt.Sprintf("%d", raw[:12]), "]")[1:]}
+			for _, v := range []any{a, *a, []any{a}, struct{ A *Authority }{a}, struct{ A Authority }{*a}} {
+				assertNoKey(t, v, keyPEM)
+				for _, verb := range []string{"%v", "%+v", "%#v", "%d", "%x", "%s"} {
+					out := fmt.Sprintf(verb, v)
+					for _, n := range needles {
+						if strings.Contains(out, n) {
+							t.Errorf("%s of %T prints the key: %s", verb, v, out)
+						}
+					}
+				}
+			}
+			var buf bytes.Buffer
+			slog.New(slog.NewJSONHandler(&buf, nil)).Info("ca", "authority", a)
+			if !strings.Contains(buf.String(), a.Fingerprint()) {
+				t.Errorf("slog: %s", buf.String())
+			}
+			for _, n := range needles {
+				if strings.Contains(buf.String(), n) {
+					t.Errorf("slog prints the key: %s", buf.String())
+				}
+			}
+			if bytes.Contains(a.CertPEM(), []byte("PRIVATE")) {
+				t.Error("CertPEM holds a key")
+			}
+		})
 	}
-	var buf bytes.Buffer
-	slog.New(slog.NewJSONHandler(&buf, nil)).Info("ca", "authority", a)
-	if strings.Contains(buf.String(), d) || !strings.Contains(buf.String(), a.Fingerprint()) {
-		t.Errorf("slog: %s", buf.String())
-	}
+	a := newAuthority(t, Options{})
 	want := fmt.Sprintf("mint.Authority{subject=%q sha256=%s}", "CN=Portcullis inspect CA,O=Portcullis", a.Fingerprint())
 	if got := fmt.Sprint(a); got != want {
 		t.Errorf("String = %s, want %s", got, want)
-	}
-	if bytes.Contains(a.CertPEM(), []byte("PRIVATE")) {
-		t.Error("CertPEM holds a key")
 	}
 }
 

@@ -13,15 +13,13 @@ import (
 // inspectCA loads server.inspect_ca, its key resolved like every other
 // secret (and so added to the log scrubber), into the Authority that mints
 // the certificates of inspected tunnels. It returns nil when the config has
-// no inspect_ca. o.Allowed defaults to cfg.InspectAllows. Errors name the
-// config path, its line and the reference, never the key.
+// no inspect_ca. o.Allowed says which hosts get leaves (nil: none, enough
+// to check the key). Errors name the config path, its line and the
+// reference, never the key.
 func (a *assembly) inspectCA(ctx context.Context, cfg *config.Config, o mint.Options) (*mint.Authority, error) {
 	ca := cfg.Server.InspectCA
 	if ca == nil {
 		return nil, nil
-	}
-	if o.Allowed == nil {
-		o.Allowed = cfg.InspectAllows
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
