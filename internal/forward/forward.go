@@ -8,10 +8,14 @@
 // refuses the gateway's own listeners, relays bytes, and writes one log
 // line and metrics per tunnel.
 //
-// A tunnel carries the caller's own TLS session end to end: the gateway
-// sees host, port, timing and byte counts, never the requests inside. It
-// cannot inject vendor credentials, apply route policy to methods and
-// paths, or validate bodies; README-section.md says so to users.
+// A plain tunnel carries the caller's own TLS session end to end: the
+// gateway sees host, port, timing and byte counts, never the requests
+// inside. It cannot inject vendor credentials, apply route policy to
+// methods and paths, or validate bodies; docs/forward-proxy.md says so to
+// users. A tunnel of an integration with proxy.inspect is not relayed:
+// inspect.go terminates its TLS with a leaf for the CONNECT host
+// (Options.Inspect) and hands each HTTP/1.1 request inside to the
+// gateway's chain (gateway.ServeTunneled, wired by the server package).
 package forward
 
 import (
