@@ -190,6 +190,8 @@ func (c inspectLoad) openTLS() (*tls.Conn, *bufio.Reader, error) {
 
 // get sends one GET on an open TLS connection and reads the answer.
 func (c inspectLoad) get(tc *tls.Conn, br *bufio.Reader, last bool) error {
+	// A stuck answer is an error, not a load generator that never ends.
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
 	req := "GET " + c.path + " HTTP/1.1\r\nHost: " + c.target + "\r\nAuthorization: Bearer sk_dummy\r\n"
 	if last {
 		req += "Connection: close\r\n"

@@ -159,7 +159,7 @@ func (p *Proxy) serveInspect(w http.ResponseWriter, r *http.Request, ev *event, 
 // serves it, and how it ended.
 type inspected struct {
 	conn     countConn
-	srv      *http.Server
+	srv      atomic.Pointer[http.Server] // set once the handshake is done
 	requests atomic.Int64
 	handlers sync.WaitGroup
 	tlsErr   error        // set before srv runs
@@ -210,7 +210,7 @@ func (it *inspected) serve(o *Inspect, idle time.Duration, end time.Time, info *
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
-	it.srv = &http.Server{
+	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			it.handlers.Add(1)
 			defer it.handlers.Done()
@@ -237,8 +237,12 @@ func (it *inspected) serve(o *Inspect, idle time.Duration, end time.Time, info *
 			}
 		},
 	}
+	it.srv.Store(srv)
+	if _, ended := it.why.Load().(string); ended {
+		_ = tc.Close() // ended while the handshake ran
+	}
 	life := time.AfterFunc(time.Until(end), func() { it.end(CloseLifetime) })
-	_ = it.srv.Serve(ln)
+	_ = srv.Serve(ln)
 	life.Stop()
 	it.handlers.Wait()
 }
@@ -246,8 +250,8 @@ func (it *inspected) serve(o *Inspect, idle time.Duration, end time.Time, info *
 // end closes the tunnel from another goroutine, noting why.
 func (it *inspected) end(why string) {
 	it.why.CompareAndSwap(nil, why)
-	if it.srv != nil {
-		_ = it.srv.Close()
+	if srv := it.srv.Load(); srv != nil {
+		_ = srv.Close()
 	}
 	_ = it.conn.Close()
 }
