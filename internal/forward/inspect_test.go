@@ -313,3 +313,31 @@ func TestInspectShutdown(t *testing.T) {
 		t.Errorf("tunnel line %v", line)
 	}
 }
+
+// TestInspectIdleTimeout: idle_timeout closes an inspected tunnel that
+// carries no request for that long, and the line says so.
+func TestInspectIdleTimeout(t *testing.T) {
+	f := newInspectFixture(t, ProxySpec{IdleTimeout: conf.Duration{D: 200 * time.Millisecond}}, map[string]string{"vendor": "https://vendor.test"})
+	c := f.client(t, "vendor.test:443", "vendor.test")
+	f.get(t, c, "https://vendor.test/v1/things")
+	if line := f.tunnelLine(t); line["close_reason"] != CloseIdle || line["requests"] != float64(1) {
+		t.Errorf("tunnel line %v", line)
+	}
+}
+
+// TestInspectShutdownDuringHandshake: a tunnel whose client has not sent
+// its ClientHello yet ends at Shutdown's deadline too.
+func TestInspectShutdownDuringHandshake(t *testing.T) {
+	f := newInspectFixture(t, ProxySpec{}, map[string]string{"vendor": "https://vendor.test"})
+	if _, status, _ := f.connect(t, "vendor.test:443"); status != 200 {
+		t.Fatal(status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := f.proxy.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want its deadline", err)
+	}
+	if line := f.tunnelLine(t); line["close_reason"] != CloseShutdown {
+		t.Errorf("tunnel line %v", line)
+	}
+}
