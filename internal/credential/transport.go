@@ -91,13 +91,16 @@ type Call struct {
 // WithCall returns a context whose requests, sent through a Transport,
 // are made for c. c must not change while they are in flight.
 func WithCall(ctx context.Context, c *Call) context.Context {
-	return context.WithValue(ctx, callKey{}, c)
+	return context.WithValue(ctx, CallKey{}, c)
 }
 
-type callKey struct{}
+// CallKey is the context key of a *Call. WithCall sets it; a context type
+// of the caller's own may also answer it from its Value method, so that a
+// request's values travel as one (the gateway's per-request context).
+type CallKey struct{}
 
 func callFrom(ctx context.Context) Call {
-	if c, ok := ctx.Value(callKey{}).(*Call); ok && c != nil {
+	if c, ok := ctx.Value(CallKey{}).(*Call); ok && c != nil {
 		return *c
 	}
 	return Call{}

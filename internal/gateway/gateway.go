@@ -126,8 +126,9 @@ const (
 )
 
 // call is what one request allocates up front, in one allocation: the
-// record, the status writer, the data of the outbound hooks, and the small
-// arrays that the request id's header value and the path segments live in.
+// record, the status writer, the data of the outbound hooks, the proxy's
+// context and request, and the small arrays that the request id's header
+// value and the path segments live in.
 type call struct {
 	rec observe.Record
 	sw  observe.StatusWriter
@@ -137,6 +138,9 @@ type call struct {
 	// in place, so sharing it is safe.
 	rid  [1]string
 	segs [8]string
+	// ctx and req are the context and request the reverse proxy gets.
+	ctx callContext
+	req http.Request
 }
 
 // ServeHTTP is the caller listener's handler.

@@ -113,11 +113,14 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 			return err
 		}
 		if resp.Body != nil && resp.Body != http.NoBody {
-			resp.Body = &trailerGuard{rc: resp.Body, resp: resp}
+			ob.body.trailerGuard = trailerGuard{rc: resp.Body, resp: resp}
+			resp.Body = &ob.body.trailerGuard
 		}
 	} else if resp.Body != nil && resp.Body != http.NoBody {
-		// One wrapper for both: the size limit and the trailer guard.
-		resp.Body = &limitedBody{trailerGuard: trailerGuard{rc: resp.Body, resp: resp}, left: in.maxResp, rec: ob.rec}
+		// One wrapper for both: the size limit and the trailer guard,
+		// kept in the call (ReverseProxy asks for one answer per call).
+		ob.body = limitedBody{trailerGuard: trailerGuard{rc: resp.Body, resp: resp}, left: in.maxResp, rec: ob.rec}
+		resp.Body = &ob.body
 	}
 	// Only an answer that passed validation is kept for the stale fallback.
 	if staleGET && resp.StatusCode < 500 && in.stale.Cacheable(http.MethodGet, resp.StatusCode, resp.Header) {
