@@ -35,6 +35,8 @@ type outbound struct {
 	rid       []string // the X-Request-Id header value (call.rid)
 	credCall  credential.Call
 	body      limitedBody // the wrapper modifyResponse puts on the answer's body
+	// masker masks the injected credential in 1xx answers (informationalWriter).
+	masker credential.Masker
 }
 
 type outboundKey struct{}
@@ -177,14 +179,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *
 	}
 	defer cancel()
 	ob.g, ob.async, ob.req = g, async, r
-	ob.credCall = credential.Call{Caller: caller, Sink: &ob.cred}
+	ob.credCall = credential.Call{Caller: caller, Sink: &ob.cred, Informational: &ob.masker}
 	c.ctx = callContext{Context: ctx, c: c}
 	ctx = &c.ctx
 	if g.opts.Faults != nil {
 		// Only the chaos layer reads the target.
 		ctx = chaos.WithTarget(ctx, name, d.Route)
 	}
-	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID, abort: cancel}
+	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID, abort: cancel, mask: &ob.masker}
 	// The proxy's request is r with ctx, kept in the call (WithContext's
 	// copy does not escape, so it costs no allocation of its own).
 	c.req = *r.WithContext(ctx)
