@@ -19,6 +19,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/portcullis-dev/portcullis/internal/chaos"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/observe"
@@ -141,6 +142,8 @@ type call struct {
 	// ctx and req are the context and request the reverse proxy gets.
 	ctx callContext
 	req http.Request
+	// target is what chaos faults are matched against (Options.Faults set).
+	target chaos.Target
 }
 
 // ServeHTTP is the caller listener's handler.

@@ -49,7 +49,7 @@ func outboundFrom(ctx context.Context) *outbound {
 // callContext is the context the reverse proxy and the outbound chain
 // see: the request's own (with the integration's deadline), answering for
 // the per-request values (the hooks' outbound data, the log record, the
-// credential call) from the call they live in. One value, found in one
+// credential call, the chaos target) from the call they live in. One value, found in one
 // step, instead of three context.WithValue layers allocated per request.
 type callContext struct {
 	context.Context
@@ -64,6 +64,10 @@ func (x *callContext) Value(key any) any {
 		return &x.c.rec
 	case credential.CallKey:
 		return &x.c.ob.credCall
+	case chaos.TargetKey:
+		if x.c.target.Integration != "" {
+			return &x.c.target
+		}
 	}
 	return x.Context.Value(key)
 }
@@ -180,12 +184,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *
 	defer cancel()
 	ob.g, ob.async, ob.req = g, async, r
 	ob.credCall = credential.Call{Caller: caller, Sink: &ob.cred, Informational: &ob.masker}
-	c.ctx = callContext{Context: ctx, c: c}
-	ctx = &c.ctx
 	if g.opts.Faults != nil {
 		// Only the chaos layer reads the target.
-		ctx = chaos.WithTarget(ctx, name, d.Route)
+		c.target = chaos.Target{Integration: name, Route: d.Route}
 	}
+	c.ctx = callContext{Context: ctx, c: c}
+	ctx = &c.ctx
 	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID, abort: cancel, mask: &ob.masker}
 	// The proxy's request is r with ctx, kept in the call (WithContext's
 	// copy does not escape, so it costs no allocation of its own).
