@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -76,6 +77,9 @@ type Breaker struct {
 	mu      sync.Mutex
 	since   time.Time
 	pending []transition
+	// queued is len(pending), read without mu so that flush costs one
+	// atomic load per call when nothing changed (nearly always).
+	queued atomic.Int32
 	// notify serialises onChange calls, in transition order, outside
 	// gobreaker's lock (its OnStateChange hook runs while holding it).
 	notify sync.Mutex
@@ -132,6 +136,7 @@ func NewBreaker(name string, c BreakerConfig, next http.RoundTripper, clk clock.
 			b.mu.Lock()
 			b.since = b.clk.Now()
 			b.pending = append(b.pending, transition{from.String(), to.String()})
+			b.queued.Store(int32(len(b.pending)))
 			b.mu.Unlock()
 		},
 	})
@@ -142,15 +147,13 @@ func NewBreaker(name string, c BreakerConfig, next http.RoundTripper, clk clock.
 // itself, re-entering) is delivering, that one picks up what is queued.
 func (b *Breaker) flush() {
 	for {
-		b.mu.Lock()
-		empty := len(b.pending) == 0
-		b.mu.Unlock()
-		if empty || !b.notify.TryLock() {
+		if b.queued.Load() == 0 || !b.notify.TryLock() {
 			return
 		}
 		b.mu.Lock()
 		batch := b.pending
 		b.pending = nil
+		b.queued.Store(0)
 		b.mu.Unlock()
 		for _, t := range batch {
 			if b.onChange != nil {
