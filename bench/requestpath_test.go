@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/portcullis-dev/portcullis/internal/chaos"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/credential"
 	"github.com/portcullis-dev/portcullis/internal/egress"
@@ -92,7 +93,8 @@ integrations:
 
 // newPortcullis builds the gateway the way `portcullis serve` does
 // (internal/server/assemble.go): config.Parse, a credential.Resolver, the
-// bearer injector wrapped in credential.Transport, gateway.New. The request
+// bearer injector wrapped in credential.Transport, the chaos fault layer,
+// gateway.New. The request
 // log is on at info and formatted in full; only the write goes to io.Discard.
 func newPortcullis(tb testing.TB, upstreamURL string) (harness, string) {
 	tb.Helper()
@@ -125,7 +127,10 @@ func newPortcullis(tb testing.TB, upstreamURL string) (harness, string) {
 		}
 		return &credential.Transport{Base: base, Injector: inj, Integration: name, Logger: log}, inj.Refresh, nil
 	}
-	gw, err := gateway.New(cfg, gateway.Options{Logger: log, Metrics: observe.NewMetrics(), Credentials: factory})
+	// The fault layer is always in the chain of `portcullis serve`, with no
+	// fault active unless an operator adds one.
+	faults := chaos.NewInjector(nil, cfg.Chaos.Enabled, nil, chaos.WithLogger(log))
+	gw, err := gateway.New(cfg, gateway.Options{Logger: log, Metrics: observe.NewMetrics(), Credentials: factory, Faults: faults.Wrap})
 	if err != nil {
 		tb.Fatalf("gateway: %v", err)
 	}

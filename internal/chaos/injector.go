@@ -36,20 +36,28 @@ const (
 	logSource      = "source"
 )
 
-type targetKey struct{}
+// TargetKey is the context key of a call's *Target. WithTarget sets it; a
+// context type of the caller's own may also answer it from its Value
+// method (the gateway's per-request context does, from the call).
+type TargetKey struct{}
 
-type target struct{ integration, route string }
+// Target is what a fault is matched against: the integration name and the
+// route template of the call.
+type Target struct{ Integration, Route string }
 
 // WithTarget records the integration name and route template of the call
 // in ctx; the gateway sets it before the outbound chain runs. A call whose
 // context has no target is never hit.
 func WithTarget(ctx context.Context, integration, route string) context.Context {
-	return context.WithValue(ctx, targetKey{}, target{integration, route})
+	return context.WithValue(ctx, TargetKey{}, &Target{integration, route})
 }
 
-func targetFrom(ctx context.Context) (target, bool) {
-	t, ok := ctx.Value(targetKey{}).(target)
-	return t, ok
+func targetFrom(ctx context.Context) (Target, bool) {
+	t, ok := ctx.Value(TargetKey{}).(*Target)
+	if !ok || t == nil {
+		return Target{}, false
+	}
+	return *t, true
 }
 
 // Option configures an Injector.
@@ -278,14 +286,14 @@ func (i *Injector) pruneLocked(now time.Time) {
 
 // matching returns the faults that hit this call: each matching fault is
 // drawn against its probability independently.
-func (i *Injector) matching(t target) []*entry {
+func (i *Injector) matching(t Target) []*entry {
 	now := i.clk()
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	var hit []*entry
 	for _, e := range i.faults {
 		f := &e.f
-		if f.Integration != t.integration || (f.Route != "" && f.Route != t.route) {
+		if f.Integration != t.Integration || (f.Route != "" && f.Route != t.Route) {
 			continue
 		}
 		if !f.Expires.IsZero() && !now.Before(f.Expires) {
@@ -352,11 +360,11 @@ func (i *Injector) roundTrip(next http.RoundTripper, r *http.Request) (*http.Res
 	return apply(final.f, next, r)
 }
 
-func (i *Injector) record(e *entry, t target) {
+func (i *Injector) record(e *entry, t Target) {
 	e.hits.Add(1)
-	i.counter.WithLabelValues(t.integration, string(e.f.Kind)).Inc()
-	i.log.Warn("chaos fault injected", logFaultID, e.f.ID, logIntegration, t.integration,
-		logRoute, t.route, logKind, string(e.f.Kind))
+	i.counter.WithLabelValues(t.Integration, string(e.f.Kind)).Inc()
+	i.log.Warn("chaos fault injected", logFaultID, e.f.ID, logIntegration, t.Integration,
+		logRoute, t.Route, logKind, string(e.f.Kind))
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

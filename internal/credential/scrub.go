@@ -145,10 +145,14 @@ func (r *redactor) maskOne(b []byte, n needle) {
 }
 
 // Header masks every value of h in place (header names are left alone).
+// A value without an injected one is not written: value slices may be
+// shared with other headers (the gateway's request id).
 func (r *redactor) Header(h http.Header) {
 	for _, vs := range h {
 		for i, v := range vs {
-			vs[i] = r.String(v)
+			if m := r.String(v); m != v {
+				vs[i] = m
+			}
 		}
 	}
 }
@@ -159,6 +163,11 @@ func (r *redactor) Header(h http.Header) {
 // across reads is still caught and no body is buffered; the trailer when the body reaches EOF (that is when
 // net/http fills it in, and when httputil.ReverseProxy copies it).
 func (r *redactor) Response(resp *http.Response) {
+	r.responseInto(resp, nil)
+}
+
+// responseInto is Response with the body's scrubber in *mb (nil: a new one).
+func (r *redactor) responseInto(resp *http.Response, mb *maskedBody) {
 	if r == nil || resp == nil || len(r.needles) == 0 {
 		return
 	}
@@ -167,7 +176,11 @@ func (r *redactor) Response(resp *http.Response) {
 		r.Header(resp.Trailer)
 		return
 	}
-	resp.Body = &maskedBody{rc: resp.Body, r: r, resp: resp}
+	if mb == nil {
+		mb = new(maskedBody)
+	}
+	*mb = maskedBody{rc: resp.Body, r: r, resp: resp}
+	resp.Body = mb
 }
 
 // maskBuffers recycles maskedBody buffers: one 32 KiB buffer per response

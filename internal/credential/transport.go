@@ -10,7 +10,9 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/problem"
@@ -86,18 +88,64 @@ const refreshCooldown = 5 * time.Second
 type Call struct {
 	Caller string
 	Sink   *Info
+	// Informational, when set, takes over the masking of informational
+	// (1xx) answers: the Transport installs no trace hook of its own and
+	// notes each attempt's injected values in it instead, and the caller
+	// passes the header of every 1xx answer through Informational.Mask
+	// before anyone sees it (the gateway does, in the ResponseWriter that
+	// httputil.ReverseProxy's hook writes 1xx answers to). nil: the
+	// Transport masks them in its own trace hook.
+	Informational *Masker
+}
+
+// Masker masks, in the header of an informational (1xx) answer, the
+// values injected by every attempt of one call so far (Call.Informational).
+// Safe for concurrent use: a 1xx arrives on the vendor connection's
+// goroutine, possibly from an attempt the retry layer has given up on. The
+// zero Masker masks nothing; it must not be copied once used.
+type Masker struct {
+	mu   sync.Mutex
+	reds []*redactor
+	arr  [2]*redactor // reds' first backing array
+}
+
+// add notes the values one attempt injected, before it is sent.
+func (m *Masker) add(r *redactor) {
+	if r == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reds == nil {
+		m.reds = m.arr[:0]
+	}
+	if !slices.Contains(m.reds, r) {
+		m.reds = append(m.reds, r)
+	}
+}
+
+// Mask replaces, in place, every injected value in h's values.
+func (m *Masker) Mask(h http.Header) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.reds {
+		r.Header(h)
+	}
 }
 
 // WithCall returns a context whose requests, sent through a Transport,
 // are made for c. c must not change while they are in flight.
 func WithCall(ctx context.Context, c *Call) context.Context {
-	return context.WithValue(ctx, callKey{}, c)
+	return context.WithValue(ctx, CallKey{}, c)
 }
 
-type callKey struct{}
+// CallKey is the context key of a *Call. WithCall sets it; a context type
+// of the caller's own may also answer it from its Value method, so that a
+// request's values travel as one (the gateway's per-request context).
+type CallKey struct{}
 
 func callFrom(ctx context.Context) Call {
-	if c, ok := ctx.Value(callKey{}).(*Call); ok && c != nil {
+	if c, ok := ctx.Value(CallKey{}).(*Call); ok && c != nil {
 		return *c
 	}
 	return Call{}
@@ -138,55 +186,55 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	call := callFrom(ctx)
 	caller := call.Caller
-	out, info, err := t.prepare(req, req.Body)
+	a, info, err := t.prepare(req, req.Body, call.Informational)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := t.send(req, out, info, call.Sink)
+	resp, err := t.send(req, &a.req, info, call.Sink)
 	if err != nil {
 		return nil, err
 	}
 	if !t.rejects(resp) {
 		t.settle(internals, resp)
-		return t.finish(resp, info)
+		return t.finish(resp, info, a)
 	}
 	first := resp.StatusCode
 	log := t.logger().With(logStatus, first, logVersion, info.Version)
 	t.strike(internals, info, caller, first)
 	if err := t.refresh(ctx, internals, seen); err != nil {
 		log.Warn("vendor rejected the credential and refreshing it failed; passing on the vendor's answer", logError, err.Error())
-		return t.finish(resp, info)
+		return t.finish(resp, info, a)
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		// The answer is returned as is, so the body must stay readable.
 		log.Warn("vendor rejected the credential; refreshed it (request body not replayable, no retry)")
-		return t.finish(resp, info)
+		return t.finish(resp, info, a)
 	}
 	body := req.Body
 	if req.GetBody != nil {
 		if body, err = req.GetBody(); err != nil {
 			log.Warn("vendor rejected the credential; cannot replay the request body", logError, err.Error())
-			return t.finish(resp, info)
+			return t.finish(resp, info, a)
 		}
 	}
-	out2, info2, err := t.prepare(req, body)
+	a2, info2, err := t.prepare(req, body, call.Informational)
 	if err != nil {
 		log.Warn("vendor rejected the credential; no usable credential after the refresh, passing on the vendor's answer", logError, err.Error())
-		return t.finish(resp, info)
+		return t.finish(resp, info, a)
 	}
 	if info.redact != nil && info.redact.sameMaterial(info2.redact) {
-		if out2.Body != nil {
-			_ = out2.Body.Close()
+		if a2.req.Body != nil {
+			_ = a2.req.Body.Close()
 		}
 		log.Warn("vendor rejected the credential; the refresh gave the same credential, passing on the vendor's answer")
-		return t.finish(resp, info)
+		return t.finish(resp, info, a)
 	}
 	closeBody(resp)
 	log.Warn("vendor rejected the credential; retrying once with the refreshed one", "retry_version", info2.Version)
 	if internals != nil {
 		internals.markSuspect(info2.Version)
 	}
-	resp, err = t.send(req, out2, info2, call.Sink)
+	resp, err = t.send(req, &a2.req, info2, call.Sink)
 	if err != nil {
 		return nil, err
 	}
@@ -195,18 +243,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else {
 		t.strike(internals, info2, caller, resp.StatusCode)
 	}
-	return t.finish(resp, info2)
+	return t.finish(resp, info2, a2)
 }
 
-// prepare copies req with body and puts the credential on the copy.
-func (t *Transport) prepare(req *http.Request, body io.ReadCloser) (*http.Request, Info, error) {
-	// Informational answers (103 Early Hints) go to the caller as they
-	// arrive, through the trace hook httputil.ReverseProxy installs; ours
-	// is called first (httptrace composes new hooks before old ones) and
-	// masks the header in place.
+// prepare copies req with body and puts the credential on the copy. With
+// m nil, the copy's context carries a trace hook masking the header of
+// informational answers (103 Early Hints), which reach the caller as they
+// arrive through the hook httputil.ReverseProxy installs: ours is called
+// first (httptrace composes new hooks before old ones) and masks the
+// header in place. Otherwise m is told the injected values instead.
+func (t *Transport) prepare(req *http.Request, body io.ReadCloser, m *Masker) (*attempt, Info, error) {
 	a := &attempt{}
-	a.trace.Got1xxResponse = a.got1xx
-	out := a.copyOf(req, httptrace.WithClientTrace(req.Context(), &a.trace))
+	ctx := req.Context()
+	var h *hook
+	if m == nil {
+		h = &hook{}
+		h.trace.Got1xxResponse = h.got1xx
+		ctx = httptrace.WithClientTrace(ctx, &h.trace)
+	}
+	out := a.copyOf(req, ctx)
 	out.Body = body
 	info, err := t.Injector.Apply(req.Context(), out)
 	if err != nil {
@@ -215,47 +270,57 @@ func (t *Transport) prepare(req *http.Request, body io.ReadCloser) (*http.Reques
 		}
 		return nil, Info{}, err
 	}
-	a.red = info.redact
-	return out, info, nil
+	if h != nil {
+		h.red = info.redact
+	} else {
+		m.add(info.redact)
+	}
+	return a, info, nil
 }
 
-// attempt is one attempt's copy of the request's URL and its 1xx hook,
-// allocated together.
+// attempt is one attempt's copy of the request, of its URL, and the
+// scrubber of its answer's body, allocated together.
 type attempt struct {
-	url   url.URL
+	req  http.Request
+	url  url.URL
+	body maskedBody
+}
+
+// hook is the 1xx trace hook of an attempt (Call.Informational nil).
+type hook struct {
 	trace httptrace.ClientTrace
 	red   *redactor
 }
 
-func (a *attempt) got1xx(_ int, h textproto.MIMEHeader) error {
-	if a.red != nil {
-		a.red.Header(http.Header(h))
+func (h *hook) got1xx(_ int, mh textproto.MIMEHeader) error {
+	if h.red != nil {
+		h.red.Header(http.Header(mh))
 	}
 	return nil
 }
 
-// copyOf is req.Clone(ctx) without Accept-Encoding (so net/http negotiates,
-// and decodes, gzip: the body can be scanned), sharing with req nothing
-// the injector writes to: its own header map (the values are shared;
-// header values are replaced, never written in place) and its own URL.
-// A request with a trailer or parsed forms gets a full Clone.
+// copyOf sets a.req to req.Clone(ctx) without Accept-Encoding (so net/http
+// negotiates, and decodes, gzip: the body can be scanned), sharing with req
+// nothing the injector writes to: its own header map (the values are
+// shared; header values are replaced, never written in place) and its own
+// URL. A request with a trailer or parsed forms gets a full Clone.
 func (a *attempt) copyOf(req *http.Request, ctx context.Context) *http.Request {
 	if req.Trailer != nil || req.Form != nil || req.PostForm != nil || req.MultipartForm != nil || req.URL == nil {
-		out := req.Clone(ctx)
-		out.Header.Del("Accept-Encoding")
-		return out
+		a.req = *req.Clone(ctx)
+		a.req.Header.Del("Accept-Encoding")
+		return &a.req
 	}
-	out := req.WithContext(ctx)
+	a.req = *req.WithContext(ctx) // WithContext's copy does not escape
 	a.url = *req.URL
-	out.URL = &a.url
+	a.req.URL = &a.url
 	h := make(http.Header, len(req.Header)+1)
 	for k, v := range req.Header {
 		if k != "Accept-Encoding" {
 			h[k] = v
 		}
 	}
-	out.Header = h
-	return out
+	a.req.Header = h
+	return &a.req
 }
 
 func (t *Transport) send(req, out *http.Request, info Info, sink *Info) (*http.Response, error) {
@@ -278,8 +343,9 @@ func (t *Transport) send(req, out *http.Request, info Info, sink *Info) (*http.R
 	return resp, nil
 }
 
-// finish masks the injected values in the response the caller will get.
-func (t *Transport) finish(resp *http.Response, info Info) (*http.Response, error) {
+// finish masks the injected values in the response the caller will get,
+// the body's scrubber kept in the attempt a.
+func (t *Transport) finish(resp *http.Response, info Info, a *attempt) (*http.Response, error) {
 	if info.redact == nil {
 		return resp, nil
 	}
@@ -287,7 +353,7 @@ func (t *Transport) finish(resp *http.Response, info Info) (*http.Response, erro
 		closeBody(resp)
 		return nil, err
 	}
-	info.redact.Response(resp)
+	info.redact.responseInto(resp, &a.body)
 	return resp, nil
 }
 

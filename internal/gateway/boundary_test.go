@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -13,6 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/observe"
 	"github.com/portcullis-dev/portcullis/internal/problem"
 )
@@ -220,5 +227,109 @@ func TestVendorInformationalFlood(t *testing.T) {
 	}
 	if d := time.Since(start); d > 1900*time.Millisecond {
 		t.Errorf("answered after %v: the flood was not cut before the 2s request timeout", d)
+	}
+}
+
+// TestInformationalAnswersMaskTheCredential: a vendor that echoes the
+// injected key in a 103 Early Hints answer does not hand it to the
+// caller. The credential Transport leaves 1xx answers to the gateway's
+// ResponseWriter (credential.Call.Informational), which masks them before
+// they are relayed.
+func TestInformationalAnswersMaskTheCredential(t *testing.T) {
+	const key = "canary-early-hints-gw-5521"
+	t.Setenv("PORTCULLIS_TEST_1XX_KEY", key)
+	v := newVendor(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Link", "</style.css?auth="+r.Header.Get("Authorization")+">; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		h.Del("Link")
+		_, _ = io.WriteString(w, `{"id":"ch_1"}`)
+	})
+	resolver := credential.NewResolver(credential.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(resolver.Close)
+	cfg := strings.Replace(baseConfig, "    request_headers:", "    credential: {type: bearer, secret: env:PORTCULLIS_TEST_1XX_KEY}\n    request_headers:", 1)
+	f := newFixtureWith(t, v.URL, cfg, Options{
+		Credentials: func(name string, c *config.Credential, base http.RoundTripper, _ *egress.Policy) (http.RoundTripper, func(context.Context) error, error) {
+			inj, err := credential.NewInjector(name, c, resolver, credential.Options{})
+			if err != nil {
+				return nil, nil, err
+			}
+			return &credential.Transport{Base: base, Injector: inj, Integration: name}, inj.Refresh, nil
+		},
+	})
+	var g got1xx
+	resp := g.do(t, f, "req-hints-canary")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if len(g.headers) != 1 {
+		t.Fatalf("caller saw %d informational answers, want 1", len(g.headers))
+	}
+	link := g.headers[0].Get("Link")
+	if strings.Contains(link, key) || !strings.Contains(link, "REDACTED") {
+		t.Errorf("1xx Link = %q; want the key masked", link)
+	}
+}
+
+// TestRetriesSendTheSameRequest: every attempt of a retried call reaches
+// the vendor with the same headers (the credential once, not stacked) and
+// the same body: the retry layer's per-attempt copy is shallow, and only
+// the credential Transport's own copy carries the credential.
+func TestRetriesSendTheSameRequest(t *testing.T) {
+	const key = "canary-retry-key-9911"
+	t.Setenv("PORTCULLIS_TEST_RETRY_KEY", key)
+	type seen struct {
+		Header http.Header
+		Body   string
+	}
+	var mu sync.Mutex
+	var got []seen
+	v := newVendor(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		h := r.Header.Clone()
+		h.Del("Content-Length")
+		got = append(got, seen{h, string(body)})
+		n := len(got)
+		mu.Unlock()
+		if n < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, `{"id":"ch_1"}`)
+	})
+	resolver := credential.NewResolver(credential.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(resolver.Close)
+	cfg := strings.Replace(baseConfig, "    request_headers:", "    credential: {type: bearer, secret: env:PORTCULLIS_TEST_RETRY_KEY}\n    retry: {backoff: 1ms, max_backoff: 2ms}\n    request_headers:", 1)
+	f := newFixtureWith(t, v.URL, cfg, Options{
+		Credentials: func(name string, c *config.Credential, base http.RoundTripper, _ *egress.Policy) (http.RoundTripper, func(context.Context) error, error) {
+			inj, err := credential.NewInjector(name, c, resolver, credential.Options{})
+			if err != nil {
+				return nil, nil, err
+			}
+			return &credential.Transport{Base: base, Injector: inj, Integration: name}, inj.Refresh, nil
+		},
+	})
+	resp := f.do(t, "POST", "/payments/v1/charges", f.billing, strings.NewReader(`{"amount":100}`),
+		map[string]string{"Idempotency-Key": "k-retry", "Content-Type": "application/json"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 3 {
+		t.Fatalf("vendor got %d attempts, want 3", len(got))
+	}
+	if a := got[0].Header.Values("Authorization"); len(a) != 1 || a[0] != "Bearer "+key {
+		t.Errorf("attempt 1 Authorization = %q, want the injected key once", a)
+	}
+	for i := 1; i < len(got); i++ {
+		if diff := cmp.Diff(got[0], got[i]); diff != "" {
+			t.Errorf("attempt %d differs from attempt 1 (-first +this):\n%s", i+1, diff)
+		}
 	}
 }

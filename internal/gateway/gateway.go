@@ -19,6 +19,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/portcullis-dev/portcullis/internal/chaos"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/fallback"
 	"github.com/portcullis-dev/portcullis/internal/observe"
@@ -126,8 +127,9 @@ const (
 )
 
 // call is what one request allocates up front, in one allocation: the
-// record, the status writer, the data of the outbound hooks, and the small
-// arrays that the request id's header value and the path segments live in.
+// record, the status writer, the data of the outbound hooks, the proxy's
+// context and request, and the small arrays that the request id's header
+// value and the path segments live in.
 type call struct {
 	rec observe.Record
 	sw  observe.StatusWriter
@@ -140,6 +142,11 @@ type call struct {
 	// tunnel is set for a request inside an inspected forward-proxy
 	// tunnel (ServeTunneled): it names the integration and the caller.
 	tunnel *Tunnel
+	// ctx and req are the context and request the reverse proxy gets.
+	ctx callContext
+	req http.Request
+	// target is what chaos faults are matched against (Options.Faults set).
+	target chaos.Target
 }
 
 // ServeHTTP is the caller listener's handler.

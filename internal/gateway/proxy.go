@@ -113,11 +113,14 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 			return err
 		}
 		if resp.Body != nil && resp.Body != http.NoBody {
-			resp.Body = &trailerGuard{rc: resp.Body, resp: resp}
+			ob.body.trailerGuard = trailerGuard{rc: resp.Body, resp: resp}
+			resp.Body = &ob.body.trailerGuard
 		}
 	} else if resp.Body != nil && resp.Body != http.NoBody {
-		// One wrapper for both: the size limit and the trailer guard.
-		resp.Body = &limitedBody{trailerGuard: trailerGuard{rc: resp.Body, resp: resp}, left: in.maxResp, rec: ob.rec}
+		// One wrapper for both: the size limit and the trailer guard,
+		// kept in the call (ReverseProxy asks for one answer per call).
+		ob.body = limitedBody{trailerGuard: trailerGuard{rc: resp.Body, resp: resp}, left: in.maxResp, rec: ob.rec}
+		resp.Body = &ob.body
 	}
 	// Only an answer that passed validation is kept for the stale fallback.
 	if staleGET && resp.StatusCode < 500 && in.stale.Cacheable(http.MethodGet, resp.StatusCode, resp.Header) {
@@ -175,8 +178,11 @@ var errTooManyInformational = errors.New("vendor sent more than 32 informational
 
 // informationalWriter is the ResponseWriter ReverseProxy writes to. It
 // relays at most maxInformational 1xx answers, each without the gateway's
-// own fields, and puts the request id back on the final answer (for a
-// 1xx, ReverseProxy clears the whole header map after writing it).
+// own fields and with the injected credential masked (mask: the
+// credential Transport leaves 1xx answers to it, see
+// credential.Call.Informational), and puts the request id back on the
+// final answer (for a 1xx, ReverseProxy clears the whole header map after
+// writing it).
 //
 // ReverseProxy's 1xx hook writes every 1xx the vendor sends here, from
 // the vendor connection's goroutine, under the lock it takes again once
@@ -191,6 +197,7 @@ type informationalWriter struct {
 	n         int
 	abort     context.CancelFunc
 	flooded   bool // abort was called for too many 1xx
+	mask      *credential.Masker
 }
 
 func (w *informationalWriter) Header() http.Header {
@@ -208,7 +215,11 @@ func (w *informationalWriter) WriteHeader(code int) {
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}
-	stripGatewayFields(w.ResponseWriter.Header())
+	h := w.ResponseWriter.Header()
+	stripGatewayFields(h)
+	if w.mask != nil {
+		w.mask.Mask(h)
+	}
 	w.n++
 	if w.n > maxInformationalRead && w.abort != nil {
 		w.flooded = true

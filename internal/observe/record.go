@@ -44,16 +44,20 @@ type Record struct {
 // forward-proxy tunnel (proxy.inspect) rather than to /{integration}/….
 const ViaInspect = "inspect"
 
-type recordKey struct{}
+// RecordKey is the context key of a request's *Record. WithRecord sets
+// it; a context type of the caller's own may also answer it from its Value
+// method (the gateway's per-request context carries the record, the
+// credential call and its own data as one value).
+type RecordKey struct{}
 
 // WithRecord stores r in ctx.
 func WithRecord(ctx context.Context, r *Record) context.Context {
-	return context.WithValue(ctx, recordKey{}, r)
+	return context.WithValue(ctx, RecordKey{}, r)
 }
 
 // RecordFrom returns the request's record, or a throwaway one.
 func RecordFrom(ctx context.Context) *Record {
-	if r, ok := ctx.Value(recordKey{}).(*Record); ok {
+	if r, ok := ctx.Value(RecordKey{}).(*Record); ok {
 		return r
 	}
 	return &Record{}

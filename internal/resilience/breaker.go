@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -58,7 +59,8 @@ type BreakerConfig struct {
 // (timeouts, connect errors); 4xx answers are successes. While open it
 // returns an error wrapping ErrCircuitOpen without calling next.
 //
-// It wraps sony/gobreaker's TwoStepCircuitBreaker, whose bucketed rolling
+// It wraps sony/gobreaker's CircuitBreaker (Execute: no closure to
+// allocate per call, unlike the two-step Allow), whose bucketed rolling
 // window (Settings.BucketPeriod, v2.1+) provides the sliding counts: the
 // Window is cut into 10 buckets and ReadyToTrip applies the ratio and
 // minimum volume to the counts of the whole window. gobreaker reads the
@@ -67,7 +69,7 @@ type BreakerConfig struct {
 type Breaker struct {
 	name     string
 	cfg      BreakerConfig
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb       *gobreaker.CircuitBreaker[struct{}]
 	next     http.RoundTripper
 	clk      clock.Clock
 	onChange func(from, to string)
@@ -75,6 +77,9 @@ type Breaker struct {
 	mu      sync.Mutex
 	since   time.Time
 	pending []transition
+	// queued is len(pending), read without mu so that flush costs one
+	// atomic load per call when nothing changed (nearly always).
+	queued atomic.Int32
 	// notify serialises onChange calls, in transition order, outside
 	// gobreaker's lock (its OnStateChange hook runs while holding it).
 	notify sync.Mutex
@@ -115,7 +120,7 @@ func NewBreaker(name string, c BreakerConfig, next http.RoundTripper, clk clock.
 	}
 	b := &Breaker{name: name, cfg: c, next: next, clk: clk, onChange: onChange, since: clk.Now()}
 	ratio, minReq := c.FailureRatio, uint32(c.MinRequests)
-	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:         name,
 		MaxRequests:  uint32(c.HalfOpenProbes),
 		Interval:     c.Window,
@@ -131,6 +136,7 @@ func NewBreaker(name string, c BreakerConfig, next http.RoundTripper, clk clock.
 			b.mu.Lock()
 			b.since = b.clk.Now()
 			b.pending = append(b.pending, transition{from.String(), to.String()})
+			b.queued.Store(int32(len(b.pending)))
 			b.mu.Unlock()
 		},
 	})
@@ -141,15 +147,13 @@ func NewBreaker(name string, c BreakerConfig, next http.RoundTripper, clk clock.
 // itself, re-entering) is delivering, that one picks up what is queued.
 func (b *Breaker) flush() {
 	for {
-		b.mu.Lock()
-		empty := len(b.pending) == 0
-		b.mu.Unlock()
-		if empty || !b.notify.TryLock() {
+		if b.queued.Load() == 0 || !b.notify.TryLock() {
 			return
 		}
 		b.mu.Lock()
 		batch := b.pending
 		b.pending = nil
+		b.queued.Store(0)
 		b.mu.Unlock()
 		for _, t := range batch {
 			if b.onChange != nil {
@@ -205,19 +209,19 @@ func (b *Breaker) Snapshot() BreakerState {
 }
 
 // RoundTrip calls next unless the breaker is open, and records the outcome.
+// A panic in next counts as a failure (Execute records it and panics on).
 func (b *Breaker) RoundTrip(req *http.Request) (resp *http.Response, err error) {
-	done, gerr := b.cb.Allow()
-	b.flush()
-	if gerr != nil {
+	defer b.flush()
+	called := false
+	_, _ = b.cb.Execute(func() (struct{}, error) {
+		called = true
+		b.flush() // the transitions of letting this call in, before it goes out
+		resp, err = b.next.RoundTrip(req)
+		return struct{}{}, b.classify(req.Context(), resp, err)
+	})
+	if !called {
 		return nil, fmt.Errorf("integration %s: %w", b.name, ErrCircuitOpen)
 	}
-	outcome := errFailure // if next panics
-	defer func() {
-		done(outcome)
-		b.flush()
-	}()
-	resp, err = b.next.RoundTrip(req)
-	outcome = b.classify(req.Context(), resp, err)
 	return resp, err
 }
 

@@ -112,7 +112,12 @@ func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 1; ; attempt++ {
 		areq := req
 		if attempt > 1 {
-			areq = req.Clone(ctx) // shares nothing mutable with req's header map
+			// A shallow copy with its own body: by the RoundTripper
+			// contract no layer below modifies the request (the credential
+			// Transport puts the credential on its own copy), so each
+			// attempt sends req's headers and URL unmodified; one deep
+			// clone per attempt (the credential layer's) instead of two.
+			areq = req.WithContext(ctx)
 			if req.GetBody != nil {
 				body, err := req.GetBody()
 				if err != nil {

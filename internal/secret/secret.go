@@ -55,10 +55,22 @@ const minScrubLen = 6
 type Scrubber struct {
 	mu      sync.Mutex // serialises Add
 	secrets map[string]struct{}
-	// replacer is swapped whole by Add and read without a lock: Scrub runs
-	// on every string of every log line.
-	replacer atomic.Pointer[strings.Replacer]
+	// set is swapped whole by Add and read without a lock: Scrub runs on
+	// every string of every log line.
+	set atomic.Pointer[scrubSet]
 }
+
+// scrubSet is the registered secrets and their replacer. Scrub looks for
+// the secrets first: a strings.Replacer over two or more of them copies
+// every string it is given, which most log strings do not need.
+type scrubSet struct {
+	secrets  []string
+	replacer *strings.Replacer
+}
+
+// maxScan is how many secrets Scrub looks for one by one before it hands
+// the string to the replacer; with more, the replacer is the cheaper scan.
+const maxScan = 32
 
 // NewScrubber returns an empty Scrubber.
 func NewScrubber() *Scrubber { return &Scrubber{secrets: map[string]struct{}{}} }
@@ -81,10 +93,13 @@ func (s *Scrubber) Add(vals ...Value) {
 		return
 	}
 	pairs := make([]string, 0, 2*len(s.secrets))
+	set := &scrubSet{secrets: make([]string, 0, len(s.secrets))}
 	for k := range s.secrets {
 		pairs = append(pairs, k, Redacted)
+		set.secrets = append(set.secrets, k)
 	}
-	s.replacer.Store(strings.NewReplacer(pairs...))
+	set.replacer = strings.NewReplacer(pairs...)
+	s.set.Store(set)
 }
 
 // Scrub returns in with every registered secret replaced.
@@ -92,9 +107,21 @@ func (s *Scrubber) Scrub(in string) string {
 	if s == nil {
 		return in
 	}
-	r := s.replacer.Load()
-	if r == nil {
+	set := s.set.Load()
+	if set == nil {
 		return in
 	}
-	return r.Replace(in)
+	if len(set.secrets) <= maxScan {
+		found := false
+		for _, k := range set.secrets {
+			if strings.Contains(in, k) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return in
+		}
+	}
+	return set.replacer.Replace(in)
 }
