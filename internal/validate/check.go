@@ -211,6 +211,9 @@ func (v *Validator) check(method, template string, status int, h http.Header, bo
 		}
 		return nil, decoded, true
 	}
+	if mt.fast != nil && mt.fast.ok(decoded, v.fast) {
+		return nil, decoded, true
+	}
 	if mt.schema.VisitJSON(decoded, v.fast...) == nil {
 		return nil, decoded, true
 	}
