@@ -167,3 +167,36 @@ func stringsIn(body string) (values, keys []string) {
 	walk(v)
 	return values, keys
 }
+
+// FuzzCompiledAgreesWithKin: for any JSON body, the compiled tree of every
+// response schema of the test spec accepts exactly what kin-openapi's walk
+// accepts (TestCompiledAgreesWithKin does the same on vendor specs).
+func FuzzCompiledAgreesWithKin(f *testing.F) {
+	spec := mustLoad(f, "testdata/pets30.yaml")
+	fast := New(spec, ModeEnforce, 0, 0).fast
+	var mts []*mediaType
+	for _, m := range spec.mtIndex {
+		if m.fast != nil {
+			mts = append(mts, m)
+		}
+	}
+	if len(mts) == 0 {
+		f.Fatal("the test spec has no compiled schema")
+	}
+	for _, tc := range checkCases() {
+		f.Add(tc.body)
+	}
+	f.Add(`{"data":[{"id":1,"name":"Rex","kind":"dog"}],"has_more":false}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var v any
+		if json.Unmarshal([]byte(body), &v) != nil {
+			return
+		}
+		for _, m := range mts {
+			kinOK := m.schema.VisitJSON(v, fast...) == nil
+			if got := m.fast.ok(v, fast); got != kinOK {
+				t.Fatalf("body %s: compiled %v, kin %v", body, got, kinOK)
+			}
+		}
+	})
+}
