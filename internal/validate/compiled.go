@@ -55,10 +55,19 @@ type cnode struct {
 
 	props      map[string]*cnode
 	required   []string
+	// members is props and required by name, for the tape walk: a
+	// required name met counts once (keys are unique on a tape).
+	members   map[string]member
+	nRequired int
 	minProps   uint64
 	maxProps   *uint64
 	addlFalse  bool   // additionalProperties: false
 	addlSchema *cnode // nil: any additional property
+}
+
+type member struct {
+	node     *cnode // nil: not a declared property
+	required bool
 }
 
 type typeMask uint8
@@ -216,6 +225,17 @@ func (c *compiler) fill(n *cnode, s *openapi3.Schema) {
 				return
 			}
 			n.props[k] = c.child(r.Value)
+		}
+	}
+	n.members = make(map[string]member, len(n.props)+len(n.required))
+	for k, p := range n.props {
+		n.members[k] = member{node: p}
+	}
+	for _, k := range n.required {
+		if m := n.members[k]; !m.required {
+			m.required = true
+			n.members[k] = m
+			n.nRequired++
 		}
 	}
 	if h := s.AdditionalProperties.Has; h != nil && !*h {
@@ -402,4 +422,143 @@ func (n *cnode) object(x map[string]any, fast []openapi3.SchemaValidationOption)
 		}
 	}
 	return true
+}
+
+// okTape is ok for the value at token i of t, without building it; only a
+// node left to kin-openapi materialises its value.
+func (n *cnode) okTape(t *tape, i int, fast []openapi3.SchemaValidationOption) bool {
+	if n.delegate {
+		return n.kinOK(t.value(i), fast)
+	}
+	k := &t.toks[i]
+	if k.kind == kNull && n.nullable {
+		return true
+	}
+	if n.empty {
+		return k.kind != kNull
+	}
+	for _, a := range n.allOf {
+		if !a.okTape(t, i, fast) {
+			return false
+		}
+	}
+	if len(n.anyOf) > 0 {
+		matched := false
+		for _, a := range n.anyOf {
+			if a.okTape(t, i, fast) {
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			return false
+		}
+	}
+	if k.kind == kNull && (len(n.anyOf) > 0 || len(n.allOf) > 0) {
+		return true
+	}
+	if n.enum {
+		switch k.kind {
+		case kNull:
+			if !n.enumNil {
+				return false
+			}
+		case kString:
+			var in bool
+			if k.esc {
+				_, in = n.strEnum[t.str(i)]
+			} else {
+				_, in = n.strEnum[string(t.raw(i))]
+			}
+			if !in {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	switch k.kind {
+	case kNull:
+		return false
+	case kTrue, kFalse:
+		return n.types.permits(mBool)
+	case kNumber:
+		return n.number(k.num, fast)
+	case kString:
+		if !n.types.permits(mString) {
+			return false
+		}
+		if n.strKin || k.esc {
+			return n.str(t.str(i), fast)
+		}
+		if n.minLen != 0 || n.maxLen != nil {
+			raw := t.raw(i)
+			var l uint64
+			if n.minLen != 0 || (n.maxLen != nil && uint64(len(raw)) > *n.maxLen) {
+				l = uint64(utf8.RuneCount(raw))
+			}
+			if n.minLen != 0 && l < n.minLen || n.maxLen != nil && l > *n.maxLen {
+				return false
+			}
+		}
+		return true
+	case kArray:
+		if !n.types.permits(mArray) {
+			return false
+		}
+		l := uint64(k.count)
+		if n.minItems != 0 && l < n.minItems || n.maxItems != nil && l > *n.maxItems {
+			return false
+		}
+		if n.items != nil {
+			for j := i + 1; j < int(k.next); j = int(t.toks[j].next) {
+				if !n.items.okTape(t, j, fast) {
+					return false
+				}
+			}
+		}
+		return true
+	case kObject:
+		return n.objectTape(t, i, fast)
+	}
+	return false
+}
+
+func (n *cnode) objectTape(t *tape, i int, fast []openapi3.SchemaValidationOption) bool {
+	if !n.types.permits(mObject) {
+		return false
+	}
+	k := &t.toks[i]
+	l := uint64(k.count)
+	if n.minProps != 0 && l < n.minProps || n.maxProps != nil && l > *n.maxProps {
+		return false
+	}
+	required := 0
+	for j := i + 1; j < int(k.next); {
+		v := j + 1
+		var m member
+		var found bool
+		if t.toks[j].esc {
+			m, found = n.members[t.str(j)]
+		} else {
+			m, found = n.members[string(t.raw(j))]
+		}
+		if m.required {
+			required++
+		}
+		switch {
+		case found && m.node != nil:
+			if !m.node.okTape(t, v, fast) {
+				return false
+			}
+		case n.addlFalse:
+			return false
+		case n.addlSchema != nil:
+			if !n.addlSchema.okTape(t, v, fast) {
+				return false
+			}
+		}
+		j = int(t.toks[v].next)
+	}
+	return required == n.nRequired
 }

@@ -54,6 +54,12 @@ func (r *routeDrift) observe(v any, learnN int) []change {
 	learning := r.n <= learnN
 	var out []change
 	r.walk(v, r.root, learning, 0, &out)
+	return r.finish(out, learning, learnN)
+}
+
+// finish ends the observation of one response: the baseline is fixed after
+// the learnN-th, and after it paths always seen before are looked for.
+func (r *routeDrift) finish(out []change, learning bool, learnN int) []change {
 	if r.n == learnN {
 		r.always = r.always[:0]
 		r.collectAlways(r.root, learnN)
@@ -125,15 +131,7 @@ func (r *routeDrift) walk(v any, n *node, learning bool, depth int, out *[]chang
 		if len(x) == 0 {
 			return
 		}
-		c := n.children["[]"]
-		if c == nil {
-			c = &node{parent: n, name: "[]"}
-			if n.specKnown {
-				c.spec, c.specKnown = n.spec.items(), true
-			}
-			n.children = ensure(n.children)
-			n.children["[]"] = c
-		}
+		c := r.itemsNode(n)
 		for i, e := range x {
 			if i == driftArraySample {
 				break
@@ -141,6 +139,20 @@ func (r *routeDrift) walk(v any, n *node, learning bool, depth int, out *[]chang
 			r.walk(e, c, learning, depth+1, out)
 		}
 	}
+}
+
+// itemsNode is the node of n's array items.
+func (r *routeDrift) itemsNode(n *node) *node {
+	c := n.children["[]"]
+	if c == nil {
+		c = &node{parent: n, name: "[]"}
+		if n.specKnown {
+			c.spec, c.specKnown = n.spec.items(), true
+		}
+		n.children = ensure(n.children)
+		n.children["[]"] = c
+	}
+	return c
 }
 
 // child returns the node for key k below n, creating it, and reports whether
