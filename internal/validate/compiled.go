@@ -53,12 +53,12 @@ type cnode struct {
 	maxItems *uint64
 	items    *cnode // nil: any item
 
-	props      map[string]*cnode
-	required   []string
+	props    map[string]*cnode
+	required []string
 	// members is props and required by name, for the tape walk: a
 	// required name met counts once (keys are unique on a tape).
-	members   map[string]member
-	nRequired int
+	members    map[string]member
+	nRequired  int
 	minProps   uint64
 	maxProps   *uint64
 	addlFalse  bool   // additionalProperties: false

@@ -113,6 +113,9 @@ func TestCompiledAgreesWithKin(t *testing.T) {
 					if got := mt.fast.ok(val, fast); got != kinOK {
 						disagree = append(disagree, fmt.Sprintf("%s %s %s, %s: compiled %v, kin %v", op.method, op.path, op.code, what, got, kinOK))
 					}
+					if got := tapeOK(t, mt.fast, val, fast); got != kinOK {
+						disagree = append(disagree, fmt.Sprintf("%s %s %s, %s: compiled on a tape %v, kin %v", op.method, op.path, op.code, what, got, kinOK))
+					}
 				}
 				compare("as generated", decode(t, body))
 				var n []func(func(any) (any, bool)) bool
@@ -167,6 +170,9 @@ func TestCompiledTestdata(t *testing.T) {
 						if got := mt.fast.ok(val, fast); got != kinOK {
 							t.Errorf("%s %s %s, %s: compiled %v, kin %v", p.op.method, p.path, code, b, got, kinOK)
 						}
+						if got := tapeOK(t, mt.fast, val, fast); got != kinOK {
+							t.Errorf("%s %s %s, %s: compiled on a tape %v, kin %v", p.op.method, p.path, code, b, got, kinOK)
+						}
 						compared++
 					}
 				}
@@ -176,6 +182,22 @@ func TestCompiledTestdata(t *testing.T) {
 	if compared == 0 {
 		t.Fatal("nothing compared")
 	}
+}
+
+// tapeOK is the compiled tree's verdict on val read from its JSON text
+// through a tape.
+func tapeOK(t *testing.T, n *cnode, val any, fast []openapi3.SchemaValidationOption) bool {
+	t.Helper()
+	b, err := json.Marshal(val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := getTape()
+	defer tp.release()
+	if !tp.parse(b, DefaultMaxDepth) {
+		t.Fatalf("%s does not parse onto a tape", b)
+	}
+	return n.okTape(tp, 0, fast)
 }
 
 func decode(t *testing.T, b []byte) any {
