@@ -65,7 +65,7 @@ func (r *routeDrift) walkTape(tp *tape, i int, n *node, learning bool, depth int
 	switch {
 	case t == tNull:
 	case n.specKnown && n.spec != nil:
-		if allowed := n.spec.types(); allowed != 0 && !(allowed&t != 0 || t == tNumber && allowed&tInteger != 0 && tapeJSONType(k) == "integer") {
+		if allowed := n.allowed(); allowed != 0 && !(allowed&t != 0 || t == tNumber && allowed&tInteger != 0 && tapeJSONType(k) == "integer") {
 			r.add(out, change{kind: ChangeTypeChange, path: n.path(), from: typeNames(allowed), to: tapeJSONType(k)})
 		}
 	case !learning && n.types&^tNull != 0 && n.types&t == 0:

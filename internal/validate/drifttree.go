@@ -45,6 +45,17 @@ type node struct {
 	specKnown  bool
 	mapLike    bool // keys below are data, not fields
 	undeclared int  // children the spec does not declare (all of them without a spec)
+
+	allowedSet  bool // allowedBits holds spec.types()
+	allowedBits uint8
+}
+
+// allowed is n.spec.types(), computed once: spec is fixed when n is made.
+func (n *node) allowed() uint8 {
+	if !n.allowedSet {
+		n.allowedBits, n.allowedSet = n.spec.types(), true
+	}
+	return n.allowedBits
 }
 
 type specSet []*openapi3.Schema
@@ -107,7 +118,7 @@ func (r *routeDrift) walk(v any, n *node, learning bool, depth int, out *[]chang
 	switch {
 	case t == tNull:
 	case n.specKnown && n.spec != nil:
-		if allowed := n.spec.types(); allowed != 0 && !permits(allowed, v, t) {
+		if allowed := n.allowed(); allowed != 0 && !permits(allowed, v, t) {
 			r.add(out, change{kind: ChangeTypeChange, path: n.path(), from: typeNames(allowed), to: jsonType(v)})
 		}
 	case !learning && n.types&^tNull != 0 && n.types&t == 0:

@@ -65,15 +65,24 @@ func (t *tape) release() {
 		clear(t.keys[i].keys[:cap(t.keys[i].keys)])
 		t.keys[i].keys, t.keys[i].set = t.keys[i].keys[:0], nil
 	}
-	if cap(t.toks) > 1<<16 {
+	if cap(t.toks) > maxPooledTokens {
 		t.toks = nil // do not keep a huge body's tape
 	}
 	tapes.Put(t)
 }
 
+// maxPooledTokens bounds the tapes kept for reuse (32 bytes a token: 4 MB,
+// a list page of about 600 KB); bigger ones are left to the collector.
+const maxPooledTokens = 1 << 17
+
 // parse fills t from b; false means "take the slow path".
 func (t *tape) parse(b []byte, maxDepth int) bool {
 	t.body, t.toks = b, t.toks[:0]
+	// Compact JSON has about a token per 5 to 8 bytes: size the tape once
+	// rather than regrow it (an overestimate costs memory only).
+	if want := len(b)/6 + 8; cap(t.toks) < want {
+		t.toks = make([]tok, 0, want)
+	}
 	if !utf8.Valid(b) {
 		return false
 	}
