@@ -50,8 +50,16 @@ type tok struct {
 }
 
 type keySet struct {
-	keys [][]byte
-	set  map[string]struct{}
+	keys  [][]byte
+	set   map[string]struct{}
+	bloom uint64 // a bit per (length, first and last byte) seen: most keys differ there
+}
+
+func keyBit(key []byte) uint64 {
+	if len(key) == 0 {
+		return 1
+	}
+	return 1 << ((uint(len(key))*7 + uint(key[0])*3 + uint(key[len(key)-1])) & 63)
 }
 
 var tapes = sync.Pool{New: func() any { return new(tape) }}
@@ -63,7 +71,7 @@ func (t *tape) release() {
 	t.body = nil
 	for i := range t.keys {
 		clear(t.keys[i].keys[:cap(t.keys[i].keys)])
-		t.keys[i].keys, t.keys[i].set = t.keys[i].keys[:0], nil
+		t.keys[i].keys, t.keys[i].set, t.keys[i].bloom = t.keys[i].keys[:0], nil, 0
 	}
 	if cap(t.toks) > maxPooledTokens {
 		t.toks = nil // do not keep a huge body's tape
@@ -133,7 +141,7 @@ func (p *parser) value(depth int) bool {
 				t.keys = append(t.keys, keySet{})
 			}
 			// t.keys may grow below: index it, keep no pointer.
-			t.keys[depth].keys, t.keys[depth].set = t.keys[depth].keys[:0], nil
+			t.keys[depth].keys, t.keys[depth].set, t.keys[depth].bloom = t.keys[depth].keys[:0], nil, 0
 			if p.i < len(p.b) && p.b[p.i] == '}' {
 				p.i++
 				break
@@ -232,6 +240,12 @@ func (p *parser) str() bool {
 	start := p.i + 1
 	esc := false
 	for i := start; i < len(p.b); i++ {
+		for i < len(p.b) && !strSpecial[p.b[i]] {
+			i++
+		}
+		if i == len(p.b) {
+			break
+		}
 		switch c := p.b[i]; {
 		case c == '"':
 			if esc {
@@ -251,6 +265,15 @@ func (p *parser) str() bool {
 	}
 	return false
 }
+
+// strSpecial marks the bytes that end a run of plain string contents.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // number reads a JSON number (RFC 8259 grammar) and its float64 value.
 func (p *parser) number() bool {
@@ -336,9 +359,13 @@ func (ks *keySet) add(key []byte) bool {
 		ks.set[string(key)] = struct{}{}
 		return false
 	}
-	for _, k := range ks.keys {
-		if len(k) == len(key) && bytes.Equal(k, key) {
-			return true
+	if bit := keyBit(key); ks.bloom&bit == 0 {
+		ks.bloom |= bit
+	} else {
+		for _, k := range ks.keys {
+			if len(k) == len(key) && bytes.Equal(k, key) {
+				return true
+			}
 		}
 	}
 	ks.keys = append(ks.keys, key)
