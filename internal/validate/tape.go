@@ -315,7 +315,7 @@ func (p *parser) number() bool {
 		}
 	}
 	var f float64
-	if digits := b[p.i:i]; len(digits) <= 15 && bytes.IndexAny(digits, ".eE") < 0 {
+	if digits := b[p.i:i]; len(digits) <= 15 && !bytes.ContainsAny(digits, ".eE") {
 		// An integer of at most 15 characters is exact in a float64.
 		neg := digits[0] == '-'
 		if neg {
