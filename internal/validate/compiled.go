@@ -7,10 +7,11 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
-// A compiled schema answers one question about a decoded JSON value, fast:
-// does kin-openapi's OpenAPI 3.0 validator (VisitJSON with this package's
+// A compiled schema answers one question about a JSON value, fast: does
+// kin-openapi's OpenAPI 3.0 validator (VisitJSON with this package's
 // options) accept it? It is built once per schema at load time and then
-// walks the decoded value without looking at the spec again. kin-openapi
+// walks the body on a tape (okTape) or decoded (ok) without looking at the
+// spec again. kin-openapi
 // re-derives everything on every visit (IsEmpty alone walks the schema
 // graph below each node with a fresh map), which is most of its cost.
 //
