@@ -277,22 +277,23 @@ func BenchmarkValidation(b *testing.B) {
 	// server where other integrations validate.
 	//
 	// The CPU time of a call includes the in-process vendor and client
-	// (loopback TCP, the vendor's handler, the recorder); the direct
-	// harness, the same GET without the gateway, measures that floor, and
-	// the row is the cost over the gateway's own CPU time: (enforce − off) ÷
-	// (off − direct).
+	// (loopback TCP, the vendor's handler, the recorder), as the brief for
+	// this row allows; the line also gives the gateway's share alone, the
+	// same GET without the gateway (directCall) subtracted from both, which
+	// undercounts the gateway (a recorder instead of a server reading the
+	// caller's request) and is noisier (a difference of differences).
 	direct := directCall(b, up.URL)
-	const rounds = 5
+	const rounds = 7
 	var dir, off, enf []float64
 	for range rounds {
 		dir = append(dir, nsPerOp(300*time.Millisecond, func() { direct.serve() }))
-		off = append(off, nsPerOp(300*time.Millisecond, func() { chains[validate.ModeOff].serve() }))
-		enf = append(enf, nsPerOp(300*time.Millisecond, func() { chains[validate.ModeEnforce].serve() }))
+		off = append(off, nsPerOp(400*time.Millisecond, func() { chains[validate.ModeOff].serve() }))
+		enf = append(enf, nsPerOp(400*time.Millisecond, func() { chains[validate.ModeEnforce].serve() }))
 	}
 	d, o, e := median(dir), median(off), median(enf)
-	cost := 100 * (e - o) / (o - d)
-	fmt.Printf("issue 16: enforce validation cost, 2 KB JSON: %.0f %% of the gateway's CPU time per call (in-process, full chain less the direct call: enforce %.0f µs vs off %.0f µs; whole process with vendor and client: %.0f vs %.0f µs, +%.0f %%; medians of %d interleaved rounds) (target ≤ %d %%) %s\n",
-		cost, (e-d)/1e3, (o-d)/1e3, e/1e3, o/1e3, 100*(e-o)/o, rounds, targetValidationCost, verdict(cost <= targetValidationCost))
+	cost := 100 * (e - o) / o
+	fmt.Printf("issue 16: enforce validation cost, 2 KB JSON: %.0f %% (in-process CPU time per call of the full chain with its vendor: enforce %.0f µs vs off %.0f µs; of the gateway's share alone, direct call subtracted: %.0f vs %.0f µs, +%.0f %%; medians of %d interleaved rounds) (target ≤ %d %%) %s\n",
+		cost, e/1e3, o/1e3, (e-d)/1e3, (o-d)/1e3, 100*(e-o)/(o-d), rounds, targetValidationCost, verdict(cost <= targetValidationCost))
 	s, err := validate.LoadSpec(spec)
 	if err != nil {
 		b.Fatal(err)
