@@ -86,7 +86,7 @@ func missingOperations(cfg *config.Config, specs specCache) error {
 func (in *integration) validateResponse(resp *http.Response, ob *outbound) error {
 	var body []byte
 	if resp.Body != nil && resp.Body != http.NoBody {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, in.maxResp+1))
+		b, err := readResponse(resp.Body, resp.ContentLength, in.maxResp)
 		resp.Body.Close()
 		if err != nil {
 			return err
@@ -107,4 +107,30 @@ func (in *integration) validateResponse(resp *http.Response, ob *outbound) error
 	resp.ContentLength = int64(len(body))
 	resp.Header.Del("Content-Length")
 	return nil
+}
+
+// readResponse reads r to its end, or to one byte past max. A declared length
+// within the limit sizes the buffer once (io.ReadAll would start at 512
+// bytes and copy the body again at every doubling); the length is only a
+// hint, what r delivers decides.
+func readResponse(r io.Reader, declared, max int64) ([]byte, error) {
+	size := int64(512)
+	if declared > 0 && declared <= max {
+		size = declared + 1 // room to see EOF without growing
+	}
+	b := make([]byte, 0, size)
+	lr := io.LimitReader(r, max+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }

@@ -125,12 +125,21 @@ func (v *Validator) Check(method, template string, status int, h http.Header, bo
 		viol.sort()
 	}
 	if v.obs.Drift != nil && ok {
-		v.obs.Drift.ObserveValue(method, template, status, decoded)
+		if tp, isTape := decoded.(*tape); isTape {
+			v.obs.Drift.observeTape(method, template, status, tp)
+		} else {
+			v.obs.Drift.ObserveValue(method, template, status, decoded)
+		}
+	}
+	if tp, isTape := decoded.(*tape); isTape {
+		tp.release()
 	}
 	v.record(method+" "+template, viol, time.Since(start))
 	return viol
 }
 
+// check returns the decoded body (a *tape when the compiled tree accepted it
+// from one, which Check releases) and whether it is JSON to observe.
 func (v *Validator) check(method, template string, status int, h http.Header, body []byte) (viol *Violation, decoded any, ok bool) {
 	route := method + " " + template
 	fail := func(r Reason, path, rule string) (*Violation, any, bool) {
@@ -192,6 +201,15 @@ func (v *Validator) check(method, template string, status int, h http.Header, bo
 		// Documented non-JSON media type: size and type were checked.
 		return nil, nil, false
 	}
+	if mt.fast != nil {
+		// The common case, a valid body: one pass onto a tape, one walk of
+		// the compiled tree. Anything else takes the full path below.
+		tp := getTape()
+		if tp.parse(body, v.maxDepth) && mt.fast.okTape(tp, 0, v.fast) {
+			return nil, tp, true
+		}
+		tp.release()
+	}
 	if se := v.scanners.scan(body, v.maxDepth); se != nil {
 		viol := &Violation{Route: route, Status: status, Reason: se.reason}
 		viol.add(v.spec.pointer(se.path), se.rule)
@@ -209,6 +227,9 @@ func (v *Validator) check(method, template string, status int, h http.Header, bo
 			v.spec.addJS(viol, err)
 			return viol, decoded, true
 		}
+		return nil, decoded, true
+	}
+	if mt.fast != nil && mt.fast.ok(decoded, v.fast) {
 		return nil, decoded, true
 	}
 	if mt.schema.VisitJSON(decoded, v.fast...) == nil {

@@ -45,6 +45,17 @@ type node struct {
 	specKnown  bool
 	mapLike    bool // keys below are data, not fields
 	undeclared int  // children the spec does not declare (all of them without a spec)
+
+	allowedSet  bool // allowedBits holds spec.types()
+	allowedBits uint8
+}
+
+// allowed is n.spec.types(), computed once: spec is fixed when n is made.
+func (n *node) allowed() uint8 {
+	if !n.allowedSet {
+		n.allowedBits, n.allowedSet = n.spec.types(), true
+	}
+	return n.allowedBits
 }
 
 type specSet []*openapi3.Schema
@@ -54,6 +65,12 @@ func (r *routeDrift) observe(v any, learnN int) []change {
 	learning := r.n <= learnN
 	var out []change
 	r.walk(v, r.root, learning, 0, &out)
+	return r.finish(out, learning, learnN)
+}
+
+// finish ends the observation of one response: the baseline is fixed after
+// the learnN-th, and after it paths always seen before are looked for.
+func (r *routeDrift) finish(out []change, learning bool, learnN int) []change {
 	if r.n == learnN {
 		r.always = r.always[:0]
 		r.collectAlways(r.root, learnN)
@@ -101,7 +118,7 @@ func (r *routeDrift) walk(v any, n *node, learning bool, depth int, out *[]chang
 	switch {
 	case t == tNull:
 	case n.specKnown && n.spec != nil:
-		if allowed := n.spec.types(); allowed != 0 && !permits(allowed, v, t) {
+		if allowed := n.allowed(); allowed != 0 && !permits(allowed, v, t) {
 			r.add(out, change{kind: ChangeTypeChange, path: n.path(), from: typeNames(allowed), to: jsonType(v)})
 		}
 	case !learning && n.types&^tNull != 0 && n.types&t == 0:
@@ -125,15 +142,7 @@ func (r *routeDrift) walk(v any, n *node, learning bool, depth int, out *[]chang
 		if len(x) == 0 {
 			return
 		}
-		c := n.children["[]"]
-		if c == nil {
-			c = &node{parent: n, name: "[]"}
-			if n.specKnown {
-				c.spec, c.specKnown = n.spec.items(), true
-			}
-			n.children = ensure(n.children)
-			n.children["[]"] = c
-		}
+		c := r.itemsNode(n)
 		for i, e := range x {
 			if i == driftArraySample {
 				break
@@ -141,6 +150,20 @@ func (r *routeDrift) walk(v any, n *node, learning bool, depth int, out *[]chang
 			r.walk(e, c, learning, depth+1, out)
 		}
 	}
+}
+
+// itemsNode is the node of n's array items.
+func (r *routeDrift) itemsNode(n *node) *node {
+	c := n.children["[]"]
+	if c == nil {
+		c = &node{parent: n, name: "[]"}
+		if n.specKnown {
+			c.spec, c.specKnown = n.spec.items(), true
+		}
+		n.children = ensure(n.children)
+		n.children["[]"] = c
+	}
+	return c
 }
 
 // child returns the node for key k below n, creating it, and reports whether

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -166,4 +167,70 @@ func stringsIn(body string) (values, keys []string) {
 	}
 	walk(v)
 	return values, keys
+}
+
+// FuzzCompiledAgreesWithKin: for any JSON body, the compiled tree of every
+// response schema of the test spec accepts exactly what kin-openapi's walk
+// accepts (TestCompiledAgreesWithKin does the same on vendor specs).
+func FuzzCompiledAgreesWithKin(f *testing.F) {
+	spec := mustLoad(f, "testdata/pets30.yaml")
+	fast := New(spec, ModeEnforce, 0, 0).fast
+	var mts []*mediaType
+	for _, m := range spec.mtIndex {
+		if m.fast != nil {
+			mts = append(mts, m)
+		}
+	}
+	if len(mts) == 0 {
+		f.Fatal("the test spec has no compiled schema")
+	}
+	for _, tc := range checkCases() {
+		f.Add(tc.body)
+	}
+	f.Add(`{"data":[{"id":1,"name":"Rex","kind":"dog"}],"has_more":false}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var v any
+		if json.Unmarshal([]byte(body), &v) != nil {
+			return
+		}
+		for _, m := range mts {
+			kinOK := m.schema.VisitJSON(v, fast...) == nil
+			if got := m.fast.ok(v, fast); got != kinOK {
+				t.Fatalf("body %s: compiled %v, kin %v", body, got, kinOK)
+			}
+			if got := tapeOK(t, m.fast, v, fast); got != kinOK {
+				t.Fatalf("body %s: compiled on a tape %v, kin %v", body, got, kinOK)
+			}
+		}
+	})
+}
+
+// FuzzTapeMatchesDecode: a body parses onto a tape only if Check's full
+// path would accept it as JSON (the pre-scan passes and encoding/json
+// decodes it), and the tape holds the values encoding/json decodes.
+func FuzzTapeMatchesDecode(f *testing.F) {
+	for _, tc := range checkCases() {
+		f.Add(tc.body)
+	}
+	for _, s := range []string{`{"a":"\u00e9\ud800","b":[1,-0,1e5,1.5e-3,123456789012345678]}`, `{"a":1,"\u0061":2}`,
+		`[1e400]`, "\"\x01\"", `{"a":[[[[[[[[[[]]]]]]]]]]}`, `-01`, `1.`, `[tru]`, ` {} `, `{"x":null,"y":true,"z":false}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		tp := getTape()
+		defer tp.release()
+		if !tp.parse([]byte(body), 8) {
+			return
+		}
+		if se := scanJSON([]byte(body), 8); se != nil {
+			t.Fatalf("tape parsed %q, the pre-scan refuses it: %s", body, se.rule)
+		}
+		var want any
+		if err := json.Unmarshal([]byte(body), &want); err != nil {
+			t.Fatalf("tape parsed %q, encoding/json refuses it: %v", body, err)
+		}
+		if got := tp.value(0); !reflect.DeepEqual(got, want) {
+			t.Fatalf("body %q: tape holds %#v, encoding/json decodes %#v", body, got, want)
+		}
+	})
 }

@@ -61,6 +61,7 @@ type mediaType struct {
 	json   bool
 	schema *openapi3.Schema   // nil when the media type has no schema
 	js     *jsonschema.Schema // 3.1 only: compiled once at load
+	fast   *cnode             // 3.0 without writeOnly: kin's verdict, compiled once at load
 }
 
 // RouteKey is a gateway route: an HTTP method and the gateway's path template,
@@ -127,6 +128,9 @@ func parseSpec(path string, data []byte) (*Spec, error) {
 		}
 	}
 	s.names = declaredNames(s)
+	if !s.v31 && !s.writeOnly {
+		s.compile30()
+	}
 	return s, nil
 }
 
@@ -278,6 +282,19 @@ func (s *Spec) lookup(method, template string) *operation {
 }
 
 const maxCachedRoutes = 10000
+
+// compile30 builds the compiled tree of every response schema of an
+// OpenAPI 3.0 document without writeOnly properties (reading a response as
+// a response changes kin-openapi's rules there, and that case keeps kin's
+// walk). Schemas shared between operations share their nodes.
+func (s *Spec) compile30() {
+	c := newCompiler()
+	for _, m := range s.mtIndex {
+		if m.schema != nil {
+			m.fast = c.compile(m.schema)
+		}
+	}
+}
 
 func (s *Spec) mediaFor(m *openapi3.MediaType) *mediaType { return s.mtIndex[m] }
 

@@ -1,0 +1,70 @@
+package validate
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestDriftTapeMatchesValue: drift detection fed from a tape (what Check
+// does for a body the compiled tree accepts) raises the same events as
+// when fed the decoded body, with a spec and without one.
+func TestDriftTapeMatchesValue(t *testing.T) {
+	v := loadVendor(t, "stripe.com.json")
+	g := &gen{doc: v.raw, maxDepth: 3}
+	var bodies [][]byte
+	for _, op := range jsonOperations(g, "200")[:60] {
+		body := g.generate(t, op.path, op.method, op.code)
+		bodies = append(bodies, body)
+	}
+	for _, spec := range []*Spec{v.spec, nil} {
+		var byValue, byTape eventLog
+		dv := NewDrift(spec, 3, byValue.emit)
+		dt := NewDrift(spec, 3, byTape.emit)
+		feed := func(route string, b []byte) {
+			var val any
+			if err := json.Unmarshal(b, &val); err != nil {
+				t.Fatal(err)
+			}
+			dv.ObserveValue("GET", route, 200, val)
+			tp := getTape()
+			if !tp.parse(b, DefaultMaxDepth) {
+				t.Fatalf("%s does not parse onto a tape", b)
+			}
+			dt.observeTape("GET", route, 200, tp)
+			tp.release()
+		}
+		ops := jsonOperations(g, "200")[:60]
+		for round := range 6 {
+			for i, op := range ops {
+				var m any
+				if err := json.Unmarshal(bodies[i], &m); err != nil {
+					t.Fatal(err)
+				}
+				if obj, ok := m.(map[string]any); ok && round >= 4 {
+					// After the baseline: a new field, a type change, a
+					// missing field.
+					obj["zz_new_field"] = []any{map[string]any{"a": 1.5}}
+					keys := sortedKeys(obj)
+					obj[keys[0]] = map[string]any{"was": "changed"}
+					delete(obj, keys[len(keys)/2])
+				}
+				b, _ := json.Marshal(m)
+				feed(op.path, b)
+			}
+		}
+		want, got := byValue.messages(), byTape.messages()
+		sort.Strings(want)
+		sort.Strings(got)
+		if len(want) == 0 {
+			t.Fatal("no drift events: the test did not exercise drift detection")
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("spec %v: events from a tape differ (-value +tape):\n%s", spec != nil, diff)
+		}
+		t.Logf("spec %v: %d events, e.g. %s", spec != nil, len(want), strings.Join(want[:min(2, len(want))], "; "))
+	}
+}
