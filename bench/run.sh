@@ -308,6 +308,13 @@ allocs_row=$(go test -run '^$' -bench 'RequestPath/(bare-reverse-proxy|portculli
 # printing its rows, when they are on this branch.
 rows_elsewhere="rows 5–7 (enforce validation cost and speed, forward mode ÷ Smokescreen): not measured by this script on this branch"
 
+# Issue 16, row 7: forward mode, CONNECT + one GET + close, tunnels/s of
+# the serve binary ÷ Smokescreen v0.1.0's, each pinned to the same core
+# (bench/forward/run.sh, ports 18xxx; it prints the row itself).
+say "== forward mode: bench/forward/run.sh ${BENCH_FORWARD_SECS:-3} ${BENCH_FORWARD_ROUNDS:-3}"
+forward_row=$("$root/bench/forward/run.sh" "${BENCH_FORWARD_SECS:-3}" "${BENCH_FORWARD_ROUNDS:-3}" 2>&1 | tee "$dir/forward.txt" |
+	sed -n 's/^issue 16: //p') || true
+
 {
 	echo "Portcullis benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(uname -m), $ncpu CPU(s): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 	echo "$placement; GOMAXPROCS=1 for every Go process; nginx worker_processes 1"
@@ -323,4 +330,5 @@ rows_elsewhere="rows 5–7 (enforce validation cost and speed, forward mode ÷ S
 	echo "Targets (issue 16), in-process (go test -bench RequestPath -benchmem ./bench/):"
 	echo "  ${allocs_row:-allocations per proxied request: the benchmark printed no row}"
 	echo "  $rows_elsewhere"
+	echo "  ${forward_row:-forward tunnels/s ÷ Smokescreen: bench/forward/run.sh printed no row (see .cache/bench/forward.txt)}"
 } | tee "$dir/report.txt"
