@@ -311,8 +311,14 @@ say "== enforce validation cost and speed: go test -bench Validation ./bench/"
 rows_elsewhere=$(PORTCULLIS_SPECS_DIR=${PORTCULLIS_SPECS_DIR:-$root/.cache/specs} \
 	go test -run '^$' -bench 'Validation' -benchmem -benchtime 1s ./bench/ |
 	sed -n 's/^issue 16: /  /p') || true
-rows_elsewhere="${rows_elsewhere:-  rows 5–6 (enforce validation cost and speed): the benchmark printed no row}
-  row 7 (forward ÷ Smokescreen): bench/forward/run.sh"
+rows_elsewhere="${rows_elsewhere:-  rows 5–6 (enforce validation cost and speed): the benchmark printed no row}"
+
+# Issue 16, row 7: forward mode, CONNECT + one GET + close, tunnels/s of
+# the serve binary ÷ Smokescreen v0.1.0's, each pinned to the same core
+# (bench/forward/run.sh, ports 18xxx; it prints the row itself).
+say "== forward mode: bench/forward/run.sh ${BENCH_FORWARD_SECS:-3} ${BENCH_FORWARD_ROUNDS:-3}"
+forward_row=$("$root/bench/forward/run.sh" "${BENCH_FORWARD_SECS:-3}" "${BENCH_FORWARD_ROUNDS:-3}" 2>&1 | tee "$dir/forward.txt" |
+	sed -n 's/^issue 16: //p') || true
 
 {
 	echo "Portcullis benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(uname -m), $ncpu CPU(s): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
@@ -326,7 +332,8 @@ rows_elsewhere="${rows_elsewhere:-  rows 5–6 (enforce validation cost and spee
 	echo "  portcullis: $(gcsum "$run/portcullis-slow.log")"
 	echo "  bare-go:    $(gcsum "$run/bareproxy-slow.log")"
 	echo
-	echo "Targets (issue 16), in-process (go test -bench RequestPath -benchmem ./bench/):"
+	echo "Targets (issue 16), rows 4–7: allocations and validation from in-process benchmarks (go test -bench ./bench/), forward mode from bench/forward/run.sh:"
 	echo "  ${allocs_row:-allocations per proxied request: the benchmark printed no row}"
 	echo "$rows_elsewhere"
+	echo "  ${forward_row:-forward tunnels/s ÷ Smokescreen: bench/forward/run.sh printed no row (see .cache/bench/forward.txt)}"
 } | tee "$dir/report.txt"

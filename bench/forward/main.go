@@ -142,7 +142,10 @@ func runProxy(args []string) error {
 		defer f.Close()
 		out = f
 	}
-	logger := observe.NewLogger(out, "info", "json", secret.NewScrubber())
+	// Buffered as cmd/portcullis serve buffers its log (internal/server).
+	logOut := observe.NewBufferedWriter(out, 100*time.Millisecond)
+	defer logOut.Close()
+	logger := observe.NewLogger(logOut, "info", "json", secret.NewScrubber())
 	auth, err := identity.New(cfg.Callers)
 	if err != nil {
 		return err

@@ -51,7 +51,7 @@ func (p *Proxy) admit(r *http.Request, ev *event, t target) (admission, error) {
 	if p.disabled(dec.Integration) {
 		return admission{}, problem.Errorf(problem.IntegrationDisabled, "integration %s is disabled", dec.Integration)
 	}
-	if t.ip.IsValid() && p.isSelf(t.ip, t.port, netip.Addr{}) {
+	if t.ip.IsValid() && p.isSelf(t.ip, t.portNum(), netip.Addr{}) {
 		return admission{}, deny(problem.EgressDenied, fmt.Sprintf("egress to %s denied: %s", t.addr(), ReasonSelf),
 			&egress.DeniedError{Host: t.host, Port: t.port, IP: t.ip, Reason: ReasonSelf})
 	}
@@ -145,9 +145,8 @@ func (p *Proxy) guardDial(dial dialFunc) dialFunc {
 		if err != nil {
 			return nil, err
 		}
-		remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-		local, _ := netip.ParseAddrPort(c.LocalAddr().String())
-		if p.isSelf(remote.Addr().Unmap(), fmt.Sprint(remote.Port()), local.Addr().Unmap()) {
+		remote, local := addrPort(c.RemoteAddr()), addrPort(c.LocalAddr())
+		if p.isSelf(remote.Addr().Unmap(), remote.Port(), local.Addr().Unmap()) {
 			_ = c.Close()
 			host, port, _ := net.SplitHostPort(addr)
 			return nil, &egress.DeniedError{Host: host, Port: port, IP: remote.Addr().Unmap(), Reason: ReasonSelf}
@@ -162,10 +161,10 @@ func (p *Proxy) guardDial(dial dialFunc) dialFunc {
 // address or any of the host's own addresses; local, when valid,
 // is the connection's source address, which equals the destination when
 // the kernel routes a connection to one of the host's own addresses.
-func (p *Proxy) isSelf(ip netip.Addr, port string, local netip.Addr) bool {
+func (p *Proxy) isSelf(ip netip.Addr, port uint16, local netip.Addr) bool {
 	for _, s := range p.self() {
 		ap, err := netip.ParseAddrPort(s)
-		if err != nil || fmt.Sprint(ap.Port()) != port {
+		if err != nil || ap.Port() != port {
 			continue
 		}
 		sa := ap.Addr().Unmap()
@@ -177,4 +176,14 @@ func (p *Proxy) isSelf(ip netip.Addr, port string, local netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// addrPort is a socket address as a netip.AddrPort, without formatting and
+// parsing it for the TCP sockets every dial returns.
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
 }

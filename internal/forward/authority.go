@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -38,6 +39,12 @@ type target struct {
 
 // addr is host:port for dialing and logs.
 func (t target) addr() string { return net.JoinHostPort(t.host, t.port) }
+
+// portNum is the port as a number (parseAuthority has validated it).
+func (t target) portNum() uint16 {
+	n, _ := strconv.ParseUint(t.port, 10, 16)
+	return uint16(n)
+}
 
 // parseAuthority parses the authority of "CONNECT host:port" (RFC 9110
 // §9.3.6) or of an absolute-form URL. It is strict on purpose and never

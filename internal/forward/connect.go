@@ -41,7 +41,8 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) 
 		}
 		return problem.Wrap(problem.BadRequestPath, "malformed or ambiguous CONNECT target: want host:port with a DNS name, a dotted-decimal IPv4 address or a bracketed IPv6 address", err)
 	}
-	ev.target = t.addr()
+	addr := t.addr()
+	ev.target = addr
 	a, err := p.admit(r, ev, t)
 	if err != nil {
 		return err
@@ -57,9 +58,9 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) 
 
 	dial := a.dial
 	if dial == nil {
-		dial = p.guardDial(in.policy.DialContext)
+		dial = in.dial
 	}
-	up, err := dial(r.Context(), "tcp", t.addr())
+	up, err := dial(r.Context(), "tcp", addr)
 	if err != nil {
 		return dialProblem(t, err)
 	}
@@ -122,6 +123,12 @@ type tunnel struct {
 	stopped atomic.Bool  // set by shutdown
 	ended   atomic.Int32 // directions that reached EOF
 	once    sync.Once
+
+	// The caller → vendor direction runs on its own goroutine (relayIn)
+	// and leaves its result here for run, which waits on inDone.
+	inDone sync.WaitGroup
+	inN    int64
+	inWhy  string
 }
 
 // run relays until both directions finish or one fails, and reports bytes
@@ -130,32 +137,31 @@ func (t *tunnel) run() (in, out int64, reason string) {
 	t.last.Store(time.Now().UnixNano())
 	_ = t.client.SetWriteDeadline(t.end)
 	_ = t.up.SetWriteDeadline(t.end)
-	type result struct {
-		n      int64
-		reason string
-	}
-	done := make(chan result, 1)
-	go func() {
-		n, why := t.pipe(t.up, t.client)
-		done <- result{n, why}
-	}()
+	t.inDone.Add(1)
+	go t.relayIn()
 	out, whyOut := t.pipe(t.client, t.up)
-	r := <-done
+	t.inDone.Wait()
 	t.closeAll()
-	in = r.n
+	in, whyIn := t.inN, t.inWhy
 	switch {
 	case t.stopped.Load():
 		reason = CloseShutdown
-	case r.reason != "" && r.reason != CloseEOF:
-		reason = r.reason
+	case whyIn != "" && whyIn != CloseEOF:
+		reason = whyIn
 	case whyOut != "":
 		reason = whyOut
-	case r.reason != "":
-		reason = r.reason
+	case whyIn != "":
+		reason = whyIn
 	default:
 		reason = CloseError
 	}
 	return in, out, reason
+}
+
+// relayIn copies caller → vendor for run.
+func (t *tunnel) relayIn() {
+	defer t.inDone.Done()
+	t.inN, t.inWhy = t.pipe(t.up, t.client)
 }
 
 func (t *tunnel) closeAll() {

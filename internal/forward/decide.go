@@ -73,8 +73,11 @@ type integ struct {
 	// addrRules are the integration's address rules without its allowlist,
 	// to dial targets that report and open modes let through.
 	addrRules egress.Config
+	// dial is policy.DialContext behind the gateway-listener check, built
+	// once: the dialer of tunnels to allow-listed targets.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// transport forwards absolute-form plain-HTTP requests to allow-listed
-	// targets (keep-alive pool shared per integration).
+	// targets (keep-alive pool shared per integration) through dial.
 	transport *http.Transport
 	// spec is the provisioned proxy block: limits and timeouts are read
 	// from it directly, so a new setting needs no copy here.
@@ -138,7 +141,8 @@ func compileIntegrations(integrations map[string]Integration, resolver *net.Reso
 		for _, cl := range px.ConnectCallers {
 			in.callers[cl] = true
 		}
-		in.transport = plainTransport(dial(pol.DialContext))
+		in.dial = dial(pol.DialContext)
+		in.transport = plainTransport(in.dial)
 		in.transport.ResponseHeaderTimeout = c.Timeouts.Headers.D
 		d.integs = append(d.integs, in)
 	}
