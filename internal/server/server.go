@@ -49,7 +49,6 @@ func Run(ctx context.Context, o Options) error {
 	if o.LogOutput == nil {
 		o.LogOutput = os.Stderr
 	}
-	defer startGCFloor()()
 	scrub := secret.NewScrubber()
 	logOut := observe.NewBufferedWriter(o.LogOutput, 100*time.Millisecond)
 	defer logOut.Close()
