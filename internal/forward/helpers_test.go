@@ -29,92 +29,20 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/identity"
 	"github.com/portcullis-dev/portcullis/internal/observe"
+	"github.com/portcullis-dev/portcullis/internal/testdns"
 	"github.com/portcullis-dev/portcullis/internal/testpki"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/net/http/httpproxy"
 )
 
 // ---- fake DNS -------------------------------------------------------------
 
-// fakeDNS answers A and AAAA queries on a loopback UDP socket from a fixed
-// table (NXDOMAIN for unknown names), so tests can point names at any
-// address, including ones that must never be connected to.
-type fakeDNS struct {
-	pc      net.PacketConn
-	records map[string][]netip.Addr
-}
-
+// startDNS points names at any address, including ones that must never
+// be connected to (NXDOMAIN for unknown names).
 func startDNS(t *testing.T, records map[string][]netip.Addr) *net.Resolver {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &fakeDNS{pc: pc, records: records}
-	done := make(chan struct{})
-	go func() { defer close(done); d.serve() }()
-	t.Cleanup(func() { pc.Close(); <-done })
-	addr := pc.LocalAddr().String()
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var nd net.Dialer
-		return nd.DialContext(ctx, "udp", addr)
-	}}
-}
-
-func (d *fakeDNS) serve() {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := d.pc.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		if out, err := d.reply(buf[:n]); err == nil {
-			_, _ = d.pc.WriteTo(out, from)
-		}
-	}
-}
-
-func (d *fakeDNS) reply(msg []byte) ([]byte, error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(msg)
-	if err != nil {
-		return nil, err
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil, err
-	}
-	addrs, ok := d.records[strings.TrimSuffix(strings.ToLower(q.Name.String()), ".")]
-	hdr := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true}
-	if !ok {
-		hdr.RCode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, hdr)
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
-	}
-	if err := b.Question(q); err != nil {
-		return nil, err
-	}
-	if err := b.StartAnswers(); err != nil {
-		return nil, err
-	}
-	rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET}
-	for _, a := range addrs {
-		switch {
-		case q.Type == dnsmessage.TypeA && a.Is4():
-			err = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
-		case q.Type == dnsmessage.TypeAAAA && a.Is6():
-			err = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return b.Finish()
+	return testdns.Start(t, records)
 }
 
 // ---- certificates and vendors ---------------------------------------------
