@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/problem"
@@ -96,6 +97,26 @@ type Call struct {
 	// httputil.ReverseProxy's hook writes 1xx answers to). nil: the
 	// Transport masks them in its own trace hook.
 	Informational *Masker
+	// First, when set, is room for the call's first attempt (its copy of
+	// the request), in memory the caller already has, so that attempt costs
+	// no allocation of its own. nil: every attempt allocates its own.
+	First *Scratch
+}
+
+// Scratch holds one attempt's copy of the request (Call.First). It is
+// used once, by the first attempt that asks for it, and never reused: a
+// later attempt gets its own. The zero Scratch is ready; it must not be
+// copied once used.
+type Scratch struct {
+	used atomic.Bool
+	a    attempt
+}
+
+func (s *Scratch) take() *attempt {
+	if s != nil && s.used.CompareAndSwap(false, true) {
+		return &s.a
+	}
+	return &attempt{}
 }
 
 // Masker masks, in the header of an informational (1xx) answer, the
@@ -186,7 +207,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	call := callFrom(ctx)
 	caller := call.Caller
-	a, info, err := t.prepare(req, req.Body, call.Informational)
+	a, info, err := t.prepare(req, req.Body, call.Informational, call.First)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +238,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.finish(resp, info, a)
 		}
 	}
-	a2, info2, err := t.prepare(req, body, call.Informational)
+	a2, info2, err := t.prepare(req, body, call.Informational, nil)
 	if err != nil {
 		log.Warn("vendor rejected the credential; no usable credential after the refresh, passing on the vendor's answer", logError, err.Error())
 		return t.finish(resp, info, a)
@@ -252,8 +273,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // arrive through the hook httputil.ReverseProxy installs: ours is called
 // first (httptrace composes new hooks before old ones) and masks the
 // header in place. Otherwise m is told the injected values instead.
-func (t *Transport) prepare(req *http.Request, body io.ReadCloser, m *Masker) (*attempt, Info, error) {
-	a := &attempt{}
+//
+// The attempt's copy lives in first if it is still unused, else in memory
+// of its own.
+func (t *Transport) prepare(req *http.Request, body io.ReadCloser, m *Masker, first *Scratch) (*attempt, Info, error) {
+	a := first.take()
 	ctx := req.Context()
 	var h *hook
 	if m == nil {

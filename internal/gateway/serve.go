@@ -37,6 +37,9 @@ type outbound struct {
 	body      limitedBody // the wrapper modifyResponse puts on the answer's body
 	// masker masks the injected credential in 1xx answers (informationalWriter).
 	masker credential.Masker
+	// first is room for the credential transport's first attempt
+	// (credential.Call.First).
+	first credential.Scratch
 }
 
 type outboundKey struct{}
@@ -194,7 +197,7 @@ func (g *Gateway) serveFor(w http.ResponseWriter, r *http.Request, rt *runtime, 
 	}
 	defer cancel()
 	ob.g, ob.async, ob.req = g, async, r
-	ob.credCall = credential.Call{Caller: caller, Sink: &ob.cred, Informational: &ob.masker}
+	ob.credCall = credential.Call{Caller: caller, Sink: &ob.cred, Informational: &ob.masker, First: &ob.first}
 	if g.opts.Faults != nil {
 		// Only the chaos layer reads the target.
 		c.target = chaos.Target{Integration: name, Route: d.Route}

@@ -94,6 +94,13 @@ func (h *scrubHandler) needsScrub(a slog.Attr) bool {
 	case slog.KindString:
 		s := v.String()
 		return h.scrub.Scrub(s) != s
+	case slog.KindGroup:
+		for _, g := range v.Group() {
+			if h.needsScrub(g) {
+				return true
+			}
+		}
+		return false
 	case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
 		return false
 	}

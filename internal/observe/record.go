@@ -38,6 +38,11 @@ type Record struct {
 	Via             string // "" (reverse mode) or ViaInspect
 
 	mu sync.Mutex // guards the fields set from the transport goroutine
+
+	// logAttrs holds the attributes of the log line (Log): they live here,
+	// in the record, rather than in the slog.Record's own overflow slice,
+	// which slog allocates for every line of more than five attributes.
+	logAttrs [20]slog.Attr
 }
 
 // ViaInspect is Record.Via for a call that came through an inspected
@@ -112,8 +117,7 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	if !l.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 20)
-	attrs = append(attrs,
+	attrs := append(r.logAttrs[:0],
 		slog.String(KeyRequestID, r.RequestID),
 		slog.String(KeyIntegration, r.Integration),
 		slog.String(KeyCaller, r.Caller),
@@ -160,8 +164,12 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	// The handler is called directly, not through l.LogAttrs: the logger
 	// would take the caller's program counter (runtime.Callers, a stack
 	// walk per request) for a source location this line never prints.
+	//
+	// The attributes go in as one group with an empty key, which every
+	// slog handler inlines: the line is the same as with the attributes
+	// added one by one, and the group's values stay in r.logAttrs.
 	rec := slog.NewRecord(time.Now(), level, "request", 0)
-	rec.AddAttrs(attrs...)
+	rec.AddAttrs(slog.Attr{Value: slog.GroupValue(attrs...)})
 	_ = l.Handler().Handle(ctx, rec)
 }
 
