@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -148,8 +147,6 @@ type call struct {
 	req http.Request
 	// target is what chaos faults are matched against (Options.Faults set).
 	target chaos.Target
-	// idbuf holds the bytes of a request id made here (requestID).
-	idbuf [24]byte
 }
 
 // ServeHTTP is the caller listener's handler.
@@ -161,7 +158,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, c *call) {
 	rt := g.rt.Load()
 	rec := &c.rec
-	rec.Start, rec.Method, rec.RequestID = time.Now(), r.Method, requestID(r.Header.Get(headerRequestID), &c.idbuf)
+	rec.Start, rec.Method, rec.RequestID = time.Now(), r.Method, requestID(r.Header.Get(headerRequestID))
 	c.rid[0] = rec.RequestID
 	w.Header()[headerRequestID] = c.rid[:]
 	ctx, span := g.startSpan(r)
@@ -215,10 +212,8 @@ func (g *Gateway) fail(w http.ResponseWriter, rec *observe.Record, err error) {
 	problem.Write(w, rec.RequestID, pe)
 }
 
-// requestID keeps a well-formed caller id (1–128 of A-Za-z0-9._-) or makes
-// one in buf, which is written once here and never again: the id is a string
-// over buf's bytes, so it costs no allocation of its own.
-func requestID(in string, buf *[24]byte) string {
+// requestID keeps a well-formed caller id (1–128 of A-Za-z0-9._-) or makes one.
+func requestID(in string) string {
 	if n := len(in); n > 0 && n <= maxRequestIDLen {
 		ok := true
 		for i := 0; i < n; i++ {
@@ -234,10 +229,11 @@ func requestID(in string, buf *[24]byte) string {
 	}
 	var b [15]byte
 	_, _ = rand.Read(b[:])
-	lowerBase32.Encode(buf[:], b[:])
-	return unsafe.String(&buf[0], len(buf))
+	var out [24]byte
+	lowerBase32.Encode(out[:], b[:])
+	return string(out[:])
 }
 
 // lowerBase32 is base32.StdEncoding in lower case (15 bytes encode to 24
-// characters, no padding).
+// characters, no padding), so an id costs one allocation.
 var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
