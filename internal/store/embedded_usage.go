@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,11 +15,11 @@ import (
 // when one goroutine holds a read transaction while opening a write one).
 const usagePage = 512
 
-// usageYieldEvery is how many records AppendUsage encodes or puts between
-// runtime.Gosched calls. A batch of 500 records is about 1.5 ms of CPU in
-// one goroutine; with GOMAXPROCS=1 every request queued behind it would
-// wait that long (the scheduler preempts only after 10 ms). 32 records are
-// well under 0.2 ms.
+// usageYieldEvery is how many records AppendUsage encodes or puts, and the
+// sweep deletes, between runtime.Gosched calls (see yield). A batch of 500
+// records is about 1.5 ms of CPU in one goroutine; with GOMAXPROCS=1 every
+// request queued behind it would wait that long (the scheduler preempts
+// only after 10 ms). 32 records are well under 0.2 ms.
 const usageYieldEvery = 32
 
 // AppendUsage stores the records in one fsync'd transaction, keyed by record
@@ -34,9 +33,7 @@ func (e *Embedded) AppendUsage(_ context.Context, recs []UsageRecord) error {
 	}
 	vals := make([][]byte, len(recs))
 	for i, r := range recs {
-		if i > 0 && i%usageYieldEvery == 0 {
-			runtime.Gosched()
-		}
+		yield(i)
 		v, err := json.Marshal(r)
 		if err != nil {
 			return fmt.Errorf("encode usage record: %w", err)
@@ -46,9 +43,7 @@ func (e *Embedded) AppendUsage(_ context.Context, recs []UsageRecord) error {
 	return e.update("append usage", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsage)
 		for i, r := range recs {
-			if i > 0 && i%usageYieldEvery == 0 {
-				runtime.Gosched()
-			}
+			yield(i)
 			seq, err := b.NextSequence()
 			if err != nil {
 				return err
