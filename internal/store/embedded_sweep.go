@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,6 +12,16 @@ import (
 // sweepChunk bounds the deletions per write transaction so a large backlog
 // never holds the writer lock (and delays an Enqueue) for long.
 const sweepChunk = 1000
+
+// yield gives the processor away every usageYieldEvery items of a long
+// write loop (the n-th deletion or put of a transaction): a chunk of 1000
+// deletions is milliseconds of CPU, which with GOMAXPROCS=1 every queued
+// request would wait behind.
+func yield(n int) {
+	if n > 0 && n%usageYieldEvery == 0 {
+		runtime.Gosched()
+	}
+}
 
 func (e *Embedded) sweepLoop() {
 	defer close(e.done)
@@ -74,6 +85,7 @@ func sweepBefore(b *bolt.Bucket, limit []byte) (int, error) {
 			return n, err
 		}
 		n++
+		yield(n)
 	}
 	return n, nil
 }
@@ -91,6 +103,7 @@ func sweepKV(tx *bolt.Tx, now time.Time) (int, error) {
 			return n, err
 		}
 		n++
+		yield(n)
 	}
 	return n, nil
 }
@@ -114,6 +127,7 @@ func sweepJobs(tx *bolt.Tx, cutoff time.Time) (int, error) {
 				return n, err
 			}
 			n++
+			yield(n)
 		}
 	}
 	return n, nil
