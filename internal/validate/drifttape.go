@@ -15,11 +15,13 @@ func (d *Drift) observeTape(method, template string, status int, t *tape) {
 	learning := r.n <= d.learnN
 	shaped := false
 	if !learning {
-		r.shape, shaped = appendShape(r.shape[:0], t, 0, 0)
-		if shaped && r.quiet != nil && r.quietFlips == r.flips && bytes.Equal(r.shape, r.quiet) {
-			r.mu.Unlock()
-			return
+		if r.quiet != nil && r.quietFlips == r.flips {
+			if end, same := matchShape(r.quiet, 0, t, 0, 0); same && end == len(r.quiet) {
+				r.mu.Unlock()
+				return
+			}
 		}
+		r.shape, shaped = appendShape(r.shape[:0], t, 0, 0)
 	}
 	var out []change
 	r.walkTape(t, 0, r.root, learning, 0, &out)
@@ -173,4 +175,53 @@ func appendShape(b []byte, tp *tape, i, depth int) ([]byte, bool) {
 		b = append(b, ']')
 	}
 	return b, ok && len(b) <= maxShape
+}
+
+// matchShape reports whether s[at:] starts with the shape of the value at
+// token i (appendShape's bytes, compared as they would be appended), and
+// where that shape ends in s.
+func matchShape(s []byte, at int, tp *tape, i, depth int) (int, bool) {
+	k := &tp.toks[i]
+	c := k.kind
+	if c == kNumber && tapeJSONType(k) == "integer" {
+		c = 'i'
+	}
+	if at >= len(s) || s[at] != c {
+		return at, false
+	}
+	at++
+	if depth >= driftMaxDepth {
+		return at, true
+	}
+	same := true
+	switch k.kind {
+	case kObject:
+		for j := i + 1; j < int(k.next); {
+			raw := tp.raw(j)
+			n := len(raw)
+			if at+4+n > len(s) || s[at] != byte(n>>24) || s[at+1] != byte(n>>16) || s[at+2] != byte(n>>8) || s[at+3] != byte(n) ||
+				!bytes.Equal(s[at+4:at+4+n], raw) {
+				return at, false
+			}
+			if at, same = matchShape(s, at+4+n, tp, j+1, depth+1); !same {
+				return at, false
+			}
+			j = int(tp.toks[j+1].next)
+		}
+		if at >= len(s) || s[at] != '}' {
+			return at, false
+		}
+	case kArray:
+		for j, e := i+1, 0; j < int(k.next) && e < driftArraySample; j, e = int(tp.toks[j].next), e+1 {
+			if at, same = matchShape(s, at, tp, j, depth+1); !same {
+				return at, false
+			}
+		}
+		if at >= len(s) || s[at] != ']' {
+			return at, false
+		}
+	default:
+		return at, true
+	}
+	return at + 1, true
 }

@@ -115,3 +115,43 @@ func TestDriftTapeRepeatedShape(t *testing.T) {
 	}
 	t.Logf("%d events: %s", len(want), strings.Join(want, "; "))
 }
+
+// TestMatchShape: matchShape accepts a body exactly when appendShape gives
+// it the same bytes.
+func TestMatchShape(t *testing.T) {
+	bodies := []string{
+		`{"a":1,"b":[1,2,{"c":"x"}],"d":null}`,
+		`{"a":1,"b":[1,2,{"c":"y"}],"d":null}`,
+		`{"a":1.5,"b":[1,2,{"c":"x"}],"d":null}`,
+		`{"a":1,"b":[1,2,{"c":"x"}],"d":true}`,
+		`{"a":1,"b":[1,2,{"cc":"x"}],"d":null}`,
+		`{"a":1,"b":[1,2,{"c":"x"},3],"d":null}`,
+		`{"a":1,"b":[1,2],"d":null}`,
+		`{"b":[1,2,{"c":"x"}],"a":1,"d":null}`,
+		`{"a":1,"b":[1,2,{"c":"x"}]}`,
+		`{"a\u0062":1}`, `{"ab":1}`, `{}`, `[]`, `[{}]`, `"s"`, `1`,
+	}
+	shape := func(b string) ([]byte, *tape) {
+		tp := getTape()
+		if !tp.parse([]byte(b), DefaultMaxDepth) {
+			t.Fatalf("%s does not parse", b)
+		}
+		s, ok := appendShape(nil, tp, 0, 0)
+		if !ok {
+			t.Fatalf("%s: no shape", b)
+		}
+		return s, tp
+	}
+	for _, a := range bodies {
+		sa, ta := shape(a)
+		for _, b := range bodies {
+			sb, tb := shape(b)
+			end, same := matchShape(sa, 0, tb, 0, 0)
+			if got, want := same && end == len(sa), string(sa) == string(sb); got != want {
+				t.Errorf("shape of %s matched against %s: %v, want %v", a, b, got, want)
+			}
+			tb.release()
+		}
+		ta.release()
+	}
+}
