@@ -70,6 +70,35 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckDrift is BenchmarkCheck wired as the gateway wires a
+// validator (drift detection and metrics attached, baseline learned): what
+// issue 16's row 5 adds to a call, without the rest of the chain.
+//
+//	go test -run XXX -bench BenchmarkCheckDrift -benchmem ./internal/validate/
+func BenchmarkCheckDrift(b *testing.B) {
+	spec, bodies := stripeBodies(b)
+	m, err := NewMetrics(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := jsonHeader()
+	for _, bb := range bodies[:2] {
+		v := New(spec, ModeEnforce, 0, 0).With(Observers{Integration: "stripe", Metrics: m, Drift: NewDrift(spec, 100, nil)})
+		b.Run(bb.name+"-"+strconv.Itoa(len(bb.body))+"B", func(b *testing.B) {
+			for range 101 {
+				if viol := v.Check("GET", bb.route, 200, h, bb.body); viol != nil {
+					b.Fatalf("benchmark body invalid: %s", viol.Detail())
+				}
+			}
+			b.SetBytes(int64(len(bb.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				v.Check("GET", bb.route, 200, h, bb.body)
+			}
+		})
+	}
+}
+
 // BenchmarkDecodeOnly is the floor: encoding/json decoding the same bodies.
 func BenchmarkDecodeOnly(b *testing.B) {
 	_, bodies := stripeBodies(b)

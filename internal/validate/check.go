@@ -120,7 +120,8 @@ func (v *Validator) Check(method, template string, status int, h http.Header, bo
 		return nil
 	}
 	start := time.Now()
-	viol, decoded, ok := v.check(method, template, status, h, body)
+	route := method + " " + template
+	viol, decoded, ok := v.check(route, method, template, status, h, body)
 	if viol != nil {
 		viol.sort()
 	}
@@ -134,14 +135,13 @@ func (v *Validator) Check(method, template string, status int, h http.Header, bo
 	if tp, isTape := decoded.(*tape); isTape {
 		tp.release()
 	}
-	v.record(method+" "+template, viol, time.Since(start))
+	v.record(route, viol, time.Since(start))
 	return viol
 }
 
 // check returns the decoded body (a *tape when the compiled tree accepted it
 // from one, which Check releases) and whether it is JSON to observe.
-func (v *Validator) check(method, template string, status int, h http.Header, body []byte) (viol *Violation, decoded any, ok bool) {
-	route := method + " " + template
+func (v *Validator) check(route, method, template string, status int, h http.Header, body []byte) (viol *Violation, decoded any, ok bool) {
 	fail := func(r Reason, path, rule string) (*Violation, any, bool) {
 		viol := &Violation{Route: route, Status: status, Reason: r}
 		viol.add(path, rule)

@@ -39,7 +39,7 @@ type Drift struct {
 	metrics     *Metrics
 
 	mu     sync.Mutex
-	routes map[string]*routeDrift
+	routes map[driftKey]*routeDrift
 }
 
 // DriftOption configures NewDrift.
@@ -66,7 +66,7 @@ func NewDrift(spec *Spec, learnN int, emit func(anomaly.Event), opts ...DriftOpt
 	if learnN < 1 {
 		learnN = 1
 	}
-	d := &Drift{spec: spec, learnN: learnN, emit: emit, routes: map[string]*routeDrift{}}
+	d := &Drift{spec: spec, learnN: learnN, emit: emit, routes: map[driftKey]*routeDrift{}}
 	for _, o := range opts {
 		o(d)
 	}
@@ -119,7 +119,7 @@ func (d *Drift) ObserveValue(method, template string, status int, v any) {
 }
 
 func (d *Drift) route(method, template string, status int) *routeDrift {
-	key := method + " " + template + " " + strconv.Itoa(status)
+	key := driftKey{method, template, status}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if r, ok := d.routes[key]; ok {
@@ -135,6 +135,12 @@ func (d *Drift) route(method, template string, status int) *routeDrift {
 	}
 	d.routes[key] = r
 	return r
+}
+
+// driftKey is a route and status, as a map key.
+type driftKey struct {
+	method, template string
+	status           int
 }
 
 // Change kinds, the `change` label of portcullis_drift_events_total.

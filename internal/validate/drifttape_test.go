@@ -68,3 +68,90 @@ func TestDriftTapeMatchesValue(t *testing.T) {
 		t.Logf("spec %v: %d events, e.g. %s", spec != nil, len(want), strings.Join(want[:min(2, len(want))], "; "))
 	}
 }
+
+// TestDriftTapeRepeatedShape: observeTape skips a body shaped like one it
+// walked after learning; the events stay those of the decoded walk, with
+// other shapes in between, and a changed body after repeats is still
+// reported.
+func TestDriftTapeRepeatedShape(t *testing.T) {
+	var byValue, byTape eventLog
+	dv := NewDrift(nil, 2, byValue.emit)
+	dt := NewDrift(nil, 2, byTape.emit)
+	feed := func(b string) {
+		var val any
+		if err := json.Unmarshal([]byte(b), &val); err != nil {
+			t.Fatal(err)
+		}
+		dv.ObserveValue("GET", "/x", 200, val)
+		tp := getTape()
+		if !tp.parse([]byte(b), DefaultMaxDepth) {
+			t.Fatalf("%s does not parse onto a tape", b)
+		}
+		dt.observeTape("GET", "/x", 200, tp)
+		tp.release()
+	}
+	same := `{"id":"a","n":1,"m":{"k":{"v":1}},"l":[{"x":true}]}`
+	for range 4 {
+		feed(same)
+	}
+	for i := range 3 {
+		feed(`{"id":"a","n":1,"m":{"key` + strings.Repeat("q", i) + `":{"w":"s"}},"l":[{"x":true}]}`)
+		feed(same)
+	}
+	for range 3 {
+		feed(same)
+	}
+	feed(`{"id":"a","n":1.5,"m":{"k":{"v":1}},"l":[{"x":true,"y":null}]}`)
+	feed(`{"id":"a","n":1,"l":[{"x":true}]}`)
+	feed(same)
+	want, got := byValue.messages(), byTape.messages()
+	sort.Strings(want)
+	sort.Strings(got)
+	if len(want) < 3 {
+		t.Fatalf("only %d drift events: the test did not exercise drift detection: %v", len(want), want)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events from a tape differ (-value +tape):\n%s", diff)
+	}
+	t.Logf("%d events: %s", len(want), strings.Join(want, "; "))
+}
+
+// TestMatchShape: matchShape accepts a body exactly when appendShape gives
+// it the same bytes.
+func TestMatchShape(t *testing.T) {
+	bodies := []string{
+		`{"a":1,"b":[1,2,{"c":"x"}],"d":null}`,
+		`{"a":1,"b":[1,2,{"c":"y"}],"d":null}`,
+		`{"a":1.5,"b":[1,2,{"c":"x"}],"d":null}`,
+		`{"a":1,"b":[1,2,{"c":"x"}],"d":true}`,
+		`{"a":1,"b":[1,2,{"cc":"x"}],"d":null}`,
+		`{"a":1,"b":[1,2,{"c":"x"},3],"d":null}`,
+		`{"a":1,"b":[1,2],"d":null}`,
+		`{"b":[1,2,{"c":"x"}],"a":1,"d":null}`,
+		`{"a":1,"b":[1,2,{"c":"x"}]}`,
+		`{"a\u0062":1}`, `{"ab":1}`, `{}`, `[]`, `[{}]`, `"s"`, `1`,
+	}
+	shape := func(b string) ([]byte, *tape) {
+		tp := getTape()
+		if !tp.parse([]byte(b), DefaultMaxDepth) {
+			t.Fatalf("%s does not parse", b)
+		}
+		s, ok := appendShape(nil, tp, 0, 0)
+		if !ok {
+			t.Fatalf("%s: no shape", b)
+		}
+		return s, tp
+	}
+	for _, a := range bodies {
+		sa, ta := shape(a)
+		for _, b := range bodies {
+			sb, tb := shape(b)
+			end, same := matchShape(sa, 0, tb, 0, 0)
+			if got, want := same && end == len(sa), string(sa) == string(sb); got != want {
+				t.Errorf("shape of %s matched against %s: %v, want %v", a, b, got, want)
+			}
+			tb.release()
+		}
+		ta.release()
+	}
+}

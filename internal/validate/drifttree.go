@@ -19,6 +19,16 @@ type routeDrift struct {
 	always   []*node // after learning: paths present in every baseline response
 	reported map[string]bool
 	events   int
+	// flips counts objects turned map-like: the one change to the tree
+	// that can make a body walked before meet different nodes.
+	flips int
+	// quiet is the shape (see appendShape) of a body walked after
+	// learning, when flips was quietFlips: walking that shape again finds
+	// nothing new (every change it could report is reported, every node it
+	// meets exists), so observeTape skips it. shape is scratch.
+	quiet      []byte
+	quietFlips int
+	shape      []byte
 }
 
 // Type bits. Integer and number share one bit for baselines.
@@ -183,6 +193,7 @@ func (r *routeDrift) child(n *node, k string, learning bool) (*node, bool) {
 		sub, declared, mapLike = n.spec.property(k)
 		if mapLike && !n.spec.hasProperties() {
 			n.mapLike = true // a pure map: every key is data
+			r.flips++
 		}
 	}
 	name := k
@@ -197,6 +208,7 @@ func (r *routeDrift) child(n *node, k string, learning bool) (*node, bool) {
 			// Too many distinct undeclared keys for fields: this object is
 			// a map, and its keys are data.
 			n.mapLike, mapLike, name = true, true, "*"
+			r.flips++
 			if c := n.children[name]; c != nil {
 				return c, false
 			}

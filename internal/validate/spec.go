@@ -33,7 +33,7 @@ type Spec struct {
 	names   map[string]struct{}    // property names the response schemas declare
 	// writeOnly is set when a response schema declares a writeOnly property.
 	writeOnly bool
-	cache     sync.Map     // "METHOD template" -> *operation (nil when none)
+	cache     sync.Map     // routeKey -> *operation (nil when none)
 	cached    atomic.Int64 // entries in cache, bounded by maxCachedRoutes
 	mtIndex   map[*openapi3.MediaType]*mediaType
 }
@@ -265,7 +265,7 @@ func (s *Spec) Missing(routes []RouteKey) []RouteKey {
 // lookup finds the operation for a gateway route, caching the answer. HEAD
 // falls back to GET's operation when the spec has no HEAD.
 func (s *Spec) lookup(method, template string) *operation {
-	key := method + " " + template
+	key := routeKey{method, template} // a struct, not a joined string: no allocation
 	if v, ok := s.cache.Load(key); ok {
 		return v.(*operation)
 	}
@@ -282,6 +282,9 @@ func (s *Spec) lookup(method, template string) *operation {
 }
 
 const maxCachedRoutes = 10000
+
+// routeKey is a method and route template, as a map key.
+type routeKey struct{ method, template string }
 
 // compile30 builds the compiled tree of every response schema of an
 // OpenAPI 3.0 document without writeOnly properties (reading a response as
