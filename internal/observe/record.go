@@ -49,16 +49,10 @@ type Record struct {
 // forward-proxy tunnel (proxy.inspect) rather than to /{integration}/….
 const ViaInspect = "inspect"
 
-// RecordKey is the context key of a request's *Record. WithRecord sets
-// it; a context type of the caller's own may also answer it from its Value
-// method (the gateway's per-request context carries the record, the
-// credential call and its own data as one value).
+// RecordKey is the context key of a request's *Record. The gateway's
+// per-request context answers it from its Value method (it carries the
+// record, the credential call and its own data as one value).
 type RecordKey struct{}
-
-// WithRecord stores r in ctx.
-func WithRecord(ctx context.Context, r *Record) context.Context {
-	return context.WithValue(ctx, RecordKey{}, r)
-}
 
 // RecordFrom returns the request's record, or a throwaway one.
 func RecordFrom(ctx context.Context) *Record {
