@@ -28,7 +28,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -277,12 +276,5 @@ func measure(c loadConfig, mode string, opFor func(int) func() error, stopOnErro
 		}()
 	}
 	wg.Wait()
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	if len(all) == 0 {
-		return loadResult{}, fmt.Errorf("no successful %s (%d errors)", mode, errs.Load())
-	}
-	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000 }
-	return loadResult{Mode: mode, N: len(all), Total: total.Load(), Errors: errs.Load(),
-		PerSec: float64(len(all)) / c.duration.Seconds(), P50ms: pct(0.50), P99ms: pct(0.99)}, nil
+	return summarize(mode, mode, lat, total.Load(), errs.Load(), c.duration)
 }

@@ -227,17 +227,23 @@ func loadSetup(c loadConfig) (loadResult, error) {
 		}()
 	}
 	wg.Wait()
+	return summarize("setup", "cycle", lat, total.Load(), errs.Load(), c.duration)
+}
+
+// summarize turns the per-client latencies of a measured run into its
+// result: count, rate over the measured duration, p50 and p99.
+func summarize(mode, what string, lat [][]time.Duration, total, errs int64, d time.Duration) (loadResult, error) {
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) == 0 {
-		return loadResult{}, fmt.Errorf("no successful cycle (%d errors)", errs.Load())
+		return loadResult{}, fmt.Errorf("no successful %s (%d errors)", what, errs)
 	}
 	pct := func(p float64) float64 {
 		return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000
 	}
 	return loadResult{
-		Mode: "setup", N: len(all), Total: total.Load(), Errors: errs.Load(),
-		PerSec: float64(len(all)) / c.duration.Seconds(),
+		Mode: mode, N: len(all), Total: total, Errors: errs,
+		PerSec: float64(len(all)) / d.Seconds(),
 		P50ms:  pct(0.50), P99ms: pct(0.99),
 	}, nil
 }
