@@ -59,9 +59,7 @@ func (e *Embedded) AppendUsage(_ context.Context, recs []UsageRecord) error {
 		start := 0
 		for i, r := range recs {
 			yield(i)
-			k := keys[16*i : 16*i+16]
-			copy(k, timeKey(r.Time))
-			binary.BigEndian.PutUint64(k[8:], seq+uint64(i)+1)
+			k := binary.BigEndian.AppendUint64(appendTimeKey(keys[16*i:16*i], r.Time), seq+uint64(i)+1)
 			if err := b.Put(k, buf[start:ends[i]:ends[i]]); err != nil {
 				return err
 			}
