@@ -18,7 +18,6 @@ import (
 type stalledUsage struct {
 	*store.Memory
 	release chan struct{}
-	once    sync.Once
 }
 
 func (s *stalledUsage) AppendUsage(ctx context.Context, recs []store.UsageRecord) error {
@@ -67,4 +66,8 @@ type lockedBuf struct {
 	mu *sync.Mutex
 }
 
-func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
