@@ -44,19 +44,25 @@ func NewLogger(w io.Writer, level, format string, scrub *secret.Scrubber) *slog.
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(strings.ToUpper(level)))
 	opts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler
 	if format == "text" {
-		h = slog.NewTextHandler(w, opts)
-	} else {
-		h = slog.NewJSONHandler(w, opts)
+		return slog.New(&scrubHandler{next: slog.NewTextHandler(w, opts), scrub: scrub})
 	}
-	return slog.New(&scrubHandler{next: h, scrub: scrub})
+	// The request line is written by lineWriter, beside the handler: the
+	// two must not interleave their writes.
+	if _, ok := w.(*BufferedWriter); !ok {
+		w = &lockedWriter{w: w}
+	}
+	return slog.New(&scrubHandler{next: slog.NewJSONHandler(w, opts), scrub: scrub,
+		line: &lineWriter{w: w, scrub: scrub}})
 }
 
 // scrubHandler rewrites string-like attribute values through a Scrubber.
 type scrubHandler struct {
 	next  slog.Handler
 	scrub *secret.Scrubber
+	// line writes request lines for next, a JSONHandler with no
+	// attributes or groups added; nil on every handler derived from it.
+	line *lineWriter
 }
 
 func (h *scrubHandler) Enabled(ctx context.Context, l slog.Level) bool {

@@ -2,6 +2,7 @@ package observe
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -15,6 +16,20 @@ type Metrics struct {
 	Duration *prometheus.HistogramVec
 	Upstream *prometheus.HistogramVec
 	Reloads  *prometheus.CounterVec
+
+	// series caches, per label set, the children Observe updates: each
+	// WithLabelValues checks and hashes every label value and takes the
+	// vector's lock, three times a request. Its keys are the label sets
+	// of the vectors' own series, so it holds no more than they do.
+	series   sync.Map // seriesKey → *requestSeries
+	upstream sync.Map // integration → prometheus.Observer, made at its first vendor call
+}
+
+type seriesKey struct{ integration, route, caller, class, code string }
+
+type requestSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewMetrics registers the metrics on a fresh registry (never the global one).
@@ -58,9 +73,22 @@ func StatusClass(code int) string {
 
 // Observe records one finished request.
 func (m *Metrics) Observe(r *Record, seconds float64) {
-	m.Requests.WithLabelValues(r.Integration, r.Route, r.Caller, StatusClass(r.Status), r.ErrorCode).Inc()
-	m.Duration.WithLabelValues(r.Integration, r.Route, r.Caller).Observe(seconds)
+	k := seriesKey{r.Integration, r.Route, r.Caller, StatusClass(r.Status), r.ErrorCode}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &requestSeries{
+			requests: m.Requests.WithLabelValues(k.integration, k.route, k.caller, k.class, k.code),
+			duration: m.Duration.WithLabelValues(k.integration, k.route, k.caller),
+		})
+	}
+	s := v.(*requestSeries)
+	s.requests.Inc()
+	s.duration.Observe(seconds)
 	if r.Attempts > 0 {
-		m.Upstream.WithLabelValues(r.Integration).Observe(r.UpstreamLatency.Seconds())
+		u, ok := m.upstream.Load(r.Integration)
+		if !ok {
+			u, _ = m.upstream.LoadOrStore(r.Integration, m.Upstream.WithLabelValues(r.Integration))
+		}
+		u.(prometheus.Observer).Observe(r.UpstreamLatency.Seconds())
 	}
 }

@@ -111,6 +111,37 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	if !l.Enabled(ctx, level) {
 		return
 	}
+	now := time.Now()
+	attrs := r.attrs(now)
+	// The server's JSON logger writes the line itself (see lineWriter);
+	// it answers false for any line it does not format exactly as slog
+	// would, and that line takes the handler below.
+	h := l.Handler()
+	if sh, ok := h.(*scrubHandler); ok && sh.line != nil && sh.line.write(now, level, attrs) {
+		return
+	}
+	// The handler is called directly, not through l.LogAttrs: the logger
+	// would take the caller's program counter (runtime.Callers, a stack
+	// walk per request) for a source location this line never prints.
+	//
+	// The attributes go in as one group with an empty key, which every
+	// slog handler inlines: the line is the same as with the attributes
+	// added one by one, and the group's values stay in r.logAttrs.
+	_ = h.Handle(ctx, requestRecord(now, level, attrs))
+}
+
+// requestRecord is the slog record of a request line.
+func requestRecord(now time.Time, level slog.Level, attrs []slog.Attr) slog.Record {
+	rec := slog.NewRecord(now, level, requestMsg, 0)
+	rec.AddAttrs(slog.Attr{Value: slog.GroupValue(attrs...)})
+	return rec
+}
+
+// requestMsg is the message of every request line.
+const requestMsg = "request"
+
+// attrs returns the attributes of the log line at now, in r.logAttrs.
+func (r *Record) attrs(now time.Time) []slog.Attr {
 	attrs := append(r.logAttrs[:0],
 		slog.String(KeyRequestID, r.RequestID),
 		slog.String(KeyIntegration, r.Integration),
@@ -118,7 +149,7 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 		slog.String(KeyMethod, r.Method),
 		slog.String(KeyRoute, r.Route),
 		slog.Int(KeyStatus, r.Status),
-		slog.Float64(KeyDurationMS, ms(time.Since(r.Start))),
+		slog.Float64(KeyDurationMS, ms(now.Sub(r.Start))),
 		slog.Int64(KeyBytesIn, r.BytesIn),
 		slog.Int64(KeyBytesOut, r.BytesOut),
 	)
@@ -155,16 +186,7 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	if r.Via != "" {
 		attrs = append(attrs, slog.String(KeyVia, r.Via))
 	}
-	// The handler is called directly, not through l.LogAttrs: the logger
-	// would take the caller's program counter (runtime.Callers, a stack
-	// walk per request) for a source location this line never prints.
-	//
-	// The attributes go in as one group with an empty key, which every
-	// slog handler inlines: the line is the same as with the attributes
-	// added one by one, and the group's values stay in r.logAttrs.
-	rec := slog.NewRecord(time.Now(), level, "request", 0)
-	rec.AddAttrs(slog.Attr{Value: slog.GroupValue(attrs...)})
-	_ = l.Handler().Handle(ctx, rec)
+	return attrs
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/observe"
@@ -15,12 +16,13 @@ import (
 // the buffer is bounded: records are dropped (and counted in the log)
 // rather than slowing callers down.
 type usageWriter struct {
-	st   store.Usage
-	log  *slog.Logger
-	ch   chan store.UsageRecord
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	st      store.Usage
+	log     *slog.Logger
+	ch      chan store.UsageRecord
+	dropped atomic.Int64 // records refused by a full buffer, not yet logged
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 }
 
 const usageBuffer = 10000
@@ -44,6 +46,14 @@ func (u *usageWriter) record(r *observe.Record) {
 	select {
 	case u.ch <- rec:
 	default:
+		u.dropped.Add(1)
+	}
+}
+
+// logDropped logs the records the full buffer refused since the last call.
+func (u *usageWriter) logDropped() {
+	if n := u.dropped.Swap(0); n > 0 {
+		u.log.Warn("usage records dropped: the store fell behind and the buffer was full", "records", n, "buffer", usageBuffer)
 	}
 }
 
@@ -53,6 +63,7 @@ func (u *usageWriter) loop() {
 	defer tick.Stop()
 	var batch []store.UsageRecord
 	flush := func() {
+		u.logDropped()
 		if len(batch) == 0 {
 			return
 		}

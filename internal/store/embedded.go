@@ -194,11 +194,16 @@ func (e *Embedded) view(op string, fn func(*bolt.Tx) error) error {
 // order is time order; times before 1970 (including the zero time) sort
 // first as 0.
 func timeKey(t time.Time) []byte {
-	var k [8]byte
+	return appendTimeKey(make([]byte, 0, 8), t)
+}
+
+// appendTimeKey appends timeKey(t) to b.
+func appendTimeKey(b []byte, t time.Time) []byte {
+	var n uint64
 	if t.After(time.Unix(0, 0)) {
-		binary.BigEndian.PutUint64(k[:], uint64(t.UnixNano()))
+		n = uint64(t.UnixNano())
 	}
-	return k[:]
+	return binary.BigEndian.AppendUint64(b, n)
 }
 
 func keyTime(k []byte) time.Time {
