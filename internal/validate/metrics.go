@@ -3,6 +3,8 @@ package validate
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,11 +69,54 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
-func (m *Metrics) record(integration, route string, v *Violation, took time.Duration) {
-	result := "valid"
+// record counts one check of the route in o.Metrics. The series of a valid
+// check and the duration's are looked up once per route (at its first such
+// check, as WithLabelValues would create them) and kept in ro.
+func (ro *routeObs) record(o Observers, v *Violation, took time.Duration) {
+	m := o.Metrics
 	if v != nil {
-		result = string(v.Reason)
+		m.checks.WithLabelValues(o.Integration, ro.route, string(v.Reason)).Inc()
+	} else {
+		ro.validOnce.Do(func() { ro.valid = m.checks.WithLabelValues(o.Integration, ro.route, "valid") })
+		ro.valid.Inc()
 	}
-	m.checks.WithLabelValues(integration, route, result).Inc()
-	m.duration.WithLabelValues(integration).Observe(took.Seconds())
+	ro.durOnce.Do(func() { ro.duration = m.duration.WithLabelValues(o.Integration) })
+	ro.duration.Observe(took.Seconds())
+}
+
+// routeCache holds a Validator's routeObs by method and template.
+type routeCache struct {
+	m      sync.Map // routeKey → *routeObs
+	cached atomic.Int64
+}
+
+// routeObs is what Check needs of a route on every call: the route's name
+// (for violations, metrics and events), its operation, and its metric
+// series once used.
+type routeObs struct {
+	route     string
+	op        *operation
+	validOnce sync.Once
+	valid     prometheus.Counter
+	durOnce   sync.Once
+	duration  prometheus.Observer
+}
+
+func (c *routeCache) get(v *Validator, method, template string) *routeObs {
+	key := routeKey{method, template}
+	if ro, ok := c.m.Load(key); ok {
+		return ro.(*routeObs)
+	}
+	ro := &routeObs{route: method + " " + template}
+	if v.spec != nil {
+		ro.op = v.spec.lookup(method, template)
+	}
+	// Templates come from the config; the bound only keeps a caller with
+	// arbitrary templates from growing the cache (as Spec.lookup's).
+	if c.cached.Add(1) <= maxCachedRoutes {
+		if prev, loaded := c.m.LoadOrStore(key, ro); loaded {
+			return prev.(*routeObs)
+		}
+	}
+	return ro
 }
