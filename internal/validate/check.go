@@ -166,12 +166,7 @@ func (v *Validator) check(ro *routeObs, method, template string, status int, h h
 		}
 		return nil, nil, false
 	}
-	var rr *openapi3.ResponseRef
-	if op.responses != nil {
-		if rr = op.responses.Status(status); rr == nil {
-			rr = op.responses.Default()
-		}
-	}
+	rr := ro.response(status)
 	if rr == nil || rr.Value == nil {
 		return fail(ReasonStatus, "", "status: "+strconv.Itoa(status)+" is not documented")
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -100,6 +101,30 @@ type routeObs struct {
 	valid     prometheus.Counter
 	durOnce   sync.Once
 	duration  prometheus.Observer
+	// last is the response documented for the status last checked (kin's
+	// Responses.Status formats the status anew on every call).
+	last atomic.Pointer[statusResponse]
+}
+
+type statusResponse struct {
+	status int
+	ref    *openapi3.ResponseRef
+}
+
+// response is the operation's response for status: the status's own, its
+// range's (2XX), or the default; nil when none is documented.
+func (ro *routeObs) response(status int) *openapi3.ResponseRef {
+	if l := ro.last.Load(); l != nil && l.status == status {
+		return l.ref
+	}
+	var rr *openapi3.ResponseRef
+	if ro.op != nil && ro.op.responses != nil {
+		if rr = ro.op.responses.Status(status); rr == nil {
+			rr = ro.op.responses.Default()
+		}
+	}
+	ro.last.Store(&statusResponse{status, rr})
+	return rr
 }
 
 func (c *routeCache) get(v *Validator, method, template string) *routeObs {
