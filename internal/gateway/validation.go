@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"sync"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/validate"
@@ -85,40 +86,93 @@ func missingOperations(cfg *config.Config, specs specCache) error {
 // and either fails closed (enforce) or passes it on (report).
 func (in *integration) validateResponse(resp *http.Response, ob *outbound) error {
 	var body []byte
+	var buf *[]byte
 	if resp.Body != nil && resp.Body != http.NoBody {
-		b, err := readResponse(resp.Body, resp.ContentLength, in.maxResp)
+		var err error
+		buf, err = readResponse(resp.Body, resp.ContentLength, in.maxResp)
 		resp.Body.Close()
 		if err != nil {
+			putBodyBuf(buf)
 			return err
 		}
-		if int64(len(b)) > in.maxResp {
+		if int64(len(*buf)) > in.maxResp {
+			putBodyBuf(buf)
 			return errResponseTooLarge
 		}
-		body = b
+		body = *buf
 	}
 	viol := in.validator.Check(resp.Request.Method, ob.rec.Route, resp.StatusCode, resp.Header, body)
 	if viol != nil {
 		ob.rec.Validation = viol.Detail()
 		if in.validator.Enforcing() {
+			putBodyBuf(buf)
 			return viol.Problem()
 		}
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+	vb := &validatedBody{buf: buf}
+	vb.r.Reset(body)
+	resp.Body = vb
 	resp.ContentLength = int64(len(body))
 	resp.Header.Del("Content-Length")
 	return nil
 }
 
-// readResponse reads r to its end, or to one byte past max. A declared length
-// within the limit sizes the buffer once (io.ReadAll would start at 512
-// bytes and copy the body again at every doubling); the length is only a
-// hint, what r delivers decides.
-func readResponse(r io.Reader, declared, max int64) ([]byte, error) {
-	size := int64(512)
-	if declared > 0 && declared <= max {
-		size = declared + 1 // room to see EOF without growing
+// Response bodies read for validation are read into pooled buffers: at
+// 2 KB a call, the buffer was most of what enforce allocated over off, and
+// with a loaded spec in the heap every allocated byte costs collector time.
+// Check keeps nothing of the body (the tape drops it, drift and violations
+// copy what they keep), so the buffer is free again once the caller's copy
+// of the body is done, when ReverseProxy closes it.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledBody bounds the buffers kept for reuse; bigger bodies are left
+// to the collector.
+const maxPooledBody = 64 << 10
+
+func putBodyBuf(b *[]byte) {
+	if b == nil || cap(*b) > maxPooledBody {
+		return
 	}
-	b := make([]byte, 0, size)
+	*b = (*b)[:0]
+	bodyBufs.Put(b)
+}
+
+// validatedBody is a checked body handed on to the caller. Close gives its
+// buffer back to the pool; a Read after Close (or racing it) sees EOF,
+// never the bytes of the call that reuses the buffer.
+type validatedBody struct {
+	mu  sync.Mutex
+	r   bytes.Reader
+	buf *[]byte
+}
+
+func (b *validatedBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.r.Read(p)
+}
+
+func (b *validatedBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf != nil {
+		b.r.Reset(nil)
+		putBodyBuf(b.buf)
+		b.buf = nil
+	}
+	return nil
+}
+
+// readResponse reads r to its end, or to one byte past max, into a pooled
+// buffer. A declared length within the limit sizes the buffer once (io.ReadAll
+// would start at 512 bytes and copy the body again at every doubling); the
+// length is only a hint, what r delivers decides.
+func readResponse(r io.Reader, declared, max int64) (*[]byte, error) {
+	bp := bodyBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	if declared > 0 && declared <= max && int64(cap(b)) < declared+1 {
+		b = make([]byte, 0, declared+1) // room to see EOF without growing
+	}
 	lr := io.LimitReader(r, max+1)
 	for {
 		if len(b) == cap(b) {
@@ -126,11 +180,12 @@ func readResponse(r io.Reader, declared, max int64) ([]byte, error) {
 		}
 		n, err := lr.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
+		if err == io.EOF || err != nil {
+			*bp = b
+			if err == io.EOF {
+				err = nil
+			}
+			return bp, err
 		}
 	}
 }

@@ -48,6 +48,7 @@ type Validator struct {
 	detail   []openapi3.SchemaValidationOption
 	obs      Observers
 	scanners *scannerPool
+	routes   *routeCache // per route: its name and metric series (With makes a fresh one)
 }
 
 // Observers receive what Check finds. All fields are optional.
@@ -88,7 +89,7 @@ func New(spec *Spec, mode Mode, maxDepth int, maxBytes int64) *Validator {
 	}
 	base := append(dir, openapi3.EnableFormatValidation(), formats, openapi3.DisableSchemaErrorDetails())
 	return &Validator{
-		spec: spec, mode: mode, maxDepth: maxDepth, maxBytes: maxBytes, scanners: &scannerPool{},
+		spec: spec, mode: mode, maxDepth: maxDepth, maxBytes: maxBytes, scanners: &scannerPool{}, routes: &routeCache{},
 		fast:   append(append([]openapi3.SchemaValidationOption{}, base...), openapi3.FailFast()),
 		detail: append(append([]openapi3.SchemaValidationOption{}, base...), openapi3.MultiErrors()),
 	}
@@ -98,6 +99,7 @@ func New(spec *Spec, mode Mode, maxDepth int, maxBytes int64) *Validator {
 func (v *Validator) With(o Observers) *Validator {
 	c := *v
 	c.obs = o
+	c.routes = &routeCache{}
 	return &c
 }
 
@@ -120,8 +122,8 @@ func (v *Validator) Check(method, template string, status int, h http.Header, bo
 		return nil
 	}
 	start := time.Now()
-	route := method + " " + template
-	viol, decoded, ok := v.check(route, method, template, status, h, body)
+	ro := v.routes.get(v, method, template)
+	viol, decoded, ok := v.check(ro, method, template, status, h, body)
 	if viol != nil {
 		viol.sort()
 	}
@@ -135,13 +137,14 @@ func (v *Validator) Check(method, template string, status int, h http.Header, bo
 	if tp, isTape := decoded.(*tape); isTape {
 		tp.release()
 	}
-	v.record(route, viol, time.Since(start))
+	v.record(ro, viol, time.Since(start))
 	return viol
 }
 
 // check returns the decoded body (a *tape when the compiled tree accepted it
 // from one, which Check releases) and whether it is JSON to observe.
-func (v *Validator) check(route, method, template string, status int, h http.Header, body []byte) (viol *Violation, decoded any, ok bool) {
+func (v *Validator) check(ro *routeObs, method, template string, status int, h http.Header, body []byte) (viol *Violation, decoded any, ok bool) {
+	route := ro.route
 	fail := func(r Reason, path, rule string) (*Violation, any, bool) {
 		viol := &Violation{Route: route, Status: status, Reason: r}
 		viol.add(path, rule)
@@ -153,7 +156,7 @@ func (v *Validator) check(route, method, template string, status int, h http.Hea
 	if v.spec == nil {
 		return fail(ReasonNoOperation, "", "operation: no spec loaded")
 	}
-	op := v.spec.lookup(method, template)
+	op := ro.op
 	if op == nil {
 		return fail(ReasonNoOperation, "", "operation: "+route+" is not in the spec")
 	}
@@ -163,12 +166,7 @@ func (v *Validator) check(route, method, template string, status int, h http.Hea
 		}
 		return nil, nil, false
 	}
-	var rr *openapi3.ResponseRef
-	if op.responses != nil {
-		if rr = op.responses.Status(status); rr == nil {
-			rr = op.responses.Default()
-		}
-	}
+	rr := ro.response(status)
 	if rr == nil || rr.Value == nil {
 		return fail(ReasonStatus, "", "status: "+strconv.Itoa(status)+" is not documented")
 	}
@@ -215,9 +213,11 @@ func (v *Validator) check(route, method, template string, status int, h http.Hea
 		viol.add(v.spec.pointer(se.path), se.rule)
 		return viol, nil, false
 	}
-	if err := json.Unmarshal(body, &decoded); err != nil {
+	var dv any // declared here: its address escapes, so it is allocated only on this path
+	if err := json.Unmarshal(body, &dv); err != nil {
 		return fail(ReasonMalformed, "", "body: not valid JSON")
 	}
+	decoded = dv
 	if mt.schema == nil {
 		return nil, decoded, true
 	}
@@ -257,10 +257,11 @@ func documentedTypes(c openapi3.Content) string {
 	return strings.Join(keys, " or ")
 }
 
-func (v *Validator) record(route string, viol *Violation, took time.Duration) {
+func (v *Validator) record(ro *routeObs, viol *Violation, took time.Duration) {
 	o := v.obs
+	route := ro.route
 	if o.Metrics != nil {
-		o.Metrics.record(o.Integration, route, viol, took)
+		ro.record(o, viol, took)
 	}
 	if viol == nil {
 		return

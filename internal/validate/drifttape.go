@@ -13,24 +13,19 @@ func (d *Drift) observeTape(method, template string, status int, t *tape) {
 	r.mu.Lock()
 	r.n++
 	learning := r.n <= d.learnN
-	shaped := false
-	if !learning {
-		if r.quiet != nil && r.quietFlips == r.flips {
-			if end, same := matchShape(r.quiet, 0, t, 0, 0); same && end == len(r.quiet) {
-				r.mu.Unlock()
-				return
-			}
-		}
-		r.shape, shaped = appendShape(r.shape[:0], t, 0, 0)
+	// After a walk past learning, the same shape again would find nothing:
+	// its new fields exist, its changes are in r.reported, and what it
+	// lacks of r.always (fixed once learning ends) was reported too. The
+	// shape was built by the parse (tape.shape).
+	if !learning && t.shapeOK && r.quiet != nil && r.quietFlips == r.flips && bytes.Equal(r.quiet, t.shape) {
+		r.mu.Unlock()
+		return
 	}
 	var out []change
 	r.walkTape(t, 0, r.root, learning, 0, &out)
 	changes := r.finish(out, learning, d.learnN)
-	if shaped {
-		// After this walk, the same shape again would find nothing: its
-		// new fields exist, its changes are in r.reported, and what it
-		// lacks of r.always (fixed once learning ends) was reported too.
-		r.quiet, r.quietFlips = append(r.quiet[:0], r.shape...), r.flips
+	if !learning && t.shapeOK {
+		r.quiet, r.quietFlips = append(r.quiet[:0], t.shape...), r.flips
 	}
 	r.mu.Unlock()
 	for _, c := range changes {
@@ -134,94 +129,3 @@ func (r *routeDrift) known(n *node, key []byte) *node {
 // maxShape bounds the shapes observeTape keeps (a list page's can be a
 // good part of its size); a bigger body is walked every time.
 const maxShape = 16 << 10
-
-// appendShape appends to b what walkTape's outcome depends on in the value
-// at token i: each value's JSON type (integer apart from number), each
-// object's keys in order, the first driftArraySample elements of each
-// array, down to driftMaxDepth. Two bodies of one shape walk the same nodes
-// with the same types. False: longer than maxShape.
-func appendShape(b []byte, tp *tape, i, depth int) ([]byte, bool) {
-	k := &tp.toks[i]
-	c := k.kind
-	if c == kNumber && tapeJSONType(k) == "integer" {
-		c = 'i'
-	}
-	b = append(b, c)
-	if depth >= driftMaxDepth {
-		return b, true
-	}
-	ok := true
-	switch k.kind {
-	case kObject:
-		for j := i + 1; j < int(k.next) && ok; {
-			raw := tp.raw(j)
-			if len(b)+len(raw) > maxShape {
-				return b, false
-			}
-			// Length first, so keys cannot run into each other; raw
-			// bytes (escapes and all) of equal keys are equal or the shape
-			// just misses.
-			n := len(raw)
-			b = append(b, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-			b = append(b, raw...)
-			b, ok = appendShape(b, tp, j+1, depth+1)
-			j = int(tp.toks[j+1].next)
-		}
-		b = append(b, '}')
-	case kArray:
-		for j, e := i+1, 0; j < int(k.next) && e < driftArraySample && ok; j, e = int(tp.toks[j].next), e+1 {
-			b, ok = appendShape(b, tp, j, depth+1)
-		}
-		b = append(b, ']')
-	}
-	return b, ok && len(b) <= maxShape
-}
-
-// matchShape reports whether s[at:] starts with the shape of the value at
-// token i (appendShape's bytes, compared as they would be appended), and
-// where that shape ends in s.
-func matchShape(s []byte, at int, tp *tape, i, depth int) (int, bool) {
-	k := &tp.toks[i]
-	c := k.kind
-	if c == kNumber && tapeJSONType(k) == "integer" {
-		c = 'i'
-	}
-	if at >= len(s) || s[at] != c {
-		return at, false
-	}
-	at++
-	if depth >= driftMaxDepth {
-		return at, true
-	}
-	same := true
-	switch k.kind {
-	case kObject:
-		for j := i + 1; j < int(k.next); {
-			raw := tp.raw(j)
-			n := len(raw)
-			if at+4+n > len(s) || s[at] != byte(n>>24) || s[at+1] != byte(n>>16) || s[at+2] != byte(n>>8) || s[at+3] != byte(n) ||
-				!bytes.Equal(s[at+4:at+4+n], raw) {
-				return at, false
-			}
-			if at, same = matchShape(s, at+4+n, tp, j+1, depth+1); !same {
-				return at, false
-			}
-			j = int(tp.toks[j+1].next)
-		}
-		if at >= len(s) || s[at] != '}' {
-			return at, false
-		}
-	case kArray:
-		for j, e := i+1, 0; j < int(k.next) && e < driftArraySample; j, e = int(tp.toks[j].next), e+1 {
-			if at, same = matchShape(s, at, tp, j, depth+1); !same {
-				return at, false
-			}
-		}
-		if at >= len(s) || s[at] != ']' {
-			return at, false
-		}
-	default:
-		return at, true
-	}
-	return at + 1, true
-}

@@ -22,13 +22,12 @@ type routeDrift struct {
 	// flips counts objects turned map-like: the one change to the tree
 	// that can make a body walked before meet different nodes.
 	flips int
-	// quiet is the shape (see appendShape) of a body walked after
+	// quiet is the shape (see tape.shape) of a body walked after
 	// learning, when flips was quietFlips: walking that shape again finds
 	// nothing new (every change it could report is reported, every node it
-	// meets exists), so observeTape skips it. shape is scratch.
+	// meets exists), so observeTape skips it.
 	quiet      []byte
 	quietFlips int
-	shape      []byte
 }
 
 // Type bits. Integer and number share one bit for baselines.

@@ -3,8 +3,11 @@ package validate
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -67,11 +70,78 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
-func (m *Metrics) record(integration, route string, v *Violation, took time.Duration) {
-	result := "valid"
+// record counts one check of the route in o.Metrics. The series of a valid
+// check and the duration's are looked up once per route (at its first such
+// check, as WithLabelValues would create them) and kept in ro.
+func (ro *routeObs) record(o Observers, v *Violation, took time.Duration) {
+	m := o.Metrics
 	if v != nil {
-		result = string(v.Reason)
+		m.checks.WithLabelValues(o.Integration, ro.route, string(v.Reason)).Inc()
+	} else {
+		ro.validOnce.Do(func() { ro.valid = m.checks.WithLabelValues(o.Integration, ro.route, "valid") })
+		ro.valid.Inc()
 	}
-	m.checks.WithLabelValues(integration, route, result).Inc()
-	m.duration.WithLabelValues(integration).Observe(took.Seconds())
+	ro.durOnce.Do(func() { ro.duration = m.duration.WithLabelValues(o.Integration) })
+	ro.duration.Observe(took.Seconds())
+}
+
+// routeCache holds a Validator's routeObs by method and template.
+type routeCache struct {
+	m      sync.Map // routeKey → *routeObs
+	cached atomic.Int64
+}
+
+// routeObs is what Check needs of a route on every call: the route's name
+// (for violations, metrics and events), its operation, and its metric
+// series once used.
+type routeObs struct {
+	route     string
+	op        *operation
+	validOnce sync.Once
+	valid     prometheus.Counter
+	durOnce   sync.Once
+	duration  prometheus.Observer
+	// last is the response documented for the status last checked (kin's
+	// Responses.Status formats the status anew on every call).
+	last atomic.Pointer[statusResponse]
+}
+
+type statusResponse struct {
+	status int
+	ref    *openapi3.ResponseRef
+}
+
+// response is the operation's response for status: the status's own, its
+// range's (2XX), or the default; nil when none is documented.
+func (ro *routeObs) response(status int) *openapi3.ResponseRef {
+	if l := ro.last.Load(); l != nil && l.status == status {
+		return l.ref
+	}
+	var rr *openapi3.ResponseRef
+	if ro.op != nil && ro.op.responses != nil {
+		if rr = ro.op.responses.Status(status); rr == nil {
+			rr = ro.op.responses.Default()
+		}
+	}
+	ro.last.Store(&statusResponse{status, rr})
+	return rr
+}
+
+func (c *routeCache) get(v *Validator, method, template string) *routeObs {
+	key := routeKey{method, template}
+	if ro, ok := c.m.Load(key); ok {
+		return ro.(*routeObs)
+	}
+	ro := &routeObs{route: method + " " + template}
+	if v.spec != nil {
+		ro.op = v.spec.lookup(method, template)
+	}
+	// Templates come from the config; the bound only keeps a caller with
+	// arbitrary templates from growing the cache (as Spec.lookup's).
+	if c.cached.Add(1) <= maxCachedRoutes {
+		if prev, loaded := c.m.LoadOrStore(key, ro); loaded {
+			return prev.(*routeObs)
+		}
+	}
+	return ro
 }

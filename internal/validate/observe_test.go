@@ -77,8 +77,8 @@ func TestNewMetricsTwiceOnOneRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second NewMetrics on the same registry (config reload): %v", err)
 	}
-	a.record("i", "GET /x", nil, 0)
-	b.record("i", "GET /x", nil, 0)
+	(&routeObs{route: "GET /x"}).record(Observers{Integration: "i", Metrics: a}, nil, 0)
+	(&routeObs{route: "GET /x"}).record(Observers{Integration: "i", Metrics: b}, nil, 0)
 	if got := testutil.ToFloat64(a.checks.WithLabelValues("i", "GET /x", "valid")); got != 2 {
 		t.Errorf("both metrics sets must count on the same series: got %v, want 2", got)
 	}

@@ -26,6 +26,11 @@ type tape struct {
 	body []byte
 	toks []tok
 	keys []keySet // per open object, reused
+	// shape is what drift detection's walk depends on in the body (see
+	// Drift.observeTape), built during the parse; shapeOK is false when it
+	// would be longer than maxShape.
+	shape   []byte
+	shapeOK bool
 }
 
 // Token kinds.
@@ -76,6 +81,7 @@ func (t *tape) release() {
 	if cap(t.toks) > maxPooledTokens {
 		t.toks = nil // do not keep a huge body's tape
 	}
+	t.shape, t.shapeOK = t.shape[:0], false
 	tapes.Put(t)
 }
 
@@ -86,6 +92,7 @@ const maxPooledTokens = 1 << 17
 // parse fills t from b; false means "take the slow path".
 func (t *tape) parse(b []byte, maxDepth int) bool {
 	t.body, t.toks = b, t.toks[:0]
+	t.shape, t.shapeOK = t.shape[:0], true
 	// Compact JSON has about a token per 5 to 8 bytes: size the tape once
 	// rather than regrow it (an overestimate costs memory only).
 	if want := len(b)/6 + 8; cap(t.toks) < want {
@@ -96,11 +103,32 @@ func (t *tape) parse(b []byte, maxDepth int) bool {
 	}
 	p := parser{t: t, b: b, maxDepth: maxDepth}
 	p.ws()
-	if !p.value(0) {
+	if !p.value(0, true) {
 		return false
 	}
 	p.ws()
 	return p.i == len(b)
+}
+
+// emit appends c to the shape while it is within maxShape.
+func (t *tape) emit(c byte) {
+	if t.shapeOK {
+		if t.shape = append(t.shape, c); len(t.shape) > maxShape {
+			t.shapeOK = false
+		}
+	}
+}
+
+// emitKey appends an object key to the shape: its length first, so keys
+// cannot run into each other, then its raw bytes (escapes and all: equal
+// keys written differently just make the shapes differ).
+func (t *tape) emitKey(raw []byte) {
+	if t.shapeOK {
+		n := len(raw)
+		if t.shape = append(append(t.shape, byte(n>>24), byte(n>>16), byte(n>>8), byte(n)), raw...); len(t.shape) > maxShape {
+			t.shapeOK = false
+		}
+	}
 }
 
 type parser struct {
@@ -121,7 +149,11 @@ func (p *parser) ws() {
 	}
 }
 
-func (p *parser) value(depth int) bool {
+// value parses the value at p.i. sh: its shape goes into the tape's, as
+// drift's walk sees it: each value's type (integer apart from number),
+// each object's keys in order, the first driftArraySample elements of each
+// array, down to driftMaxDepth.
+func (p *parser) value(depth int, sh bool) bool {
 	if p.i >= len(p.b) {
 		return false
 	}
@@ -131,6 +163,10 @@ func (p *parser) value(depth int) bool {
 		if depth >= p.maxDepth {
 			return false
 		}
+		if sh {
+			t.emit(c)
+		}
+		inner := sh && depth < driftMaxDepth // children and the closing byte
 		at := len(t.toks)
 		t.toks = append(t.toks, tok{kind: c})
 		p.i++
@@ -162,13 +198,16 @@ func (p *parser) value(depth int) bool {
 				if t.keys[depth].add(key) {
 					return false // duplicate key: the slow path names it
 				}
+				if inner {
+					t.emitKey(p.b[k.start:k.end])
+				}
 				p.ws()
 				if p.i >= len(p.b) || p.b[p.i] != ':' {
 					return false
 				}
 				p.i++
 				p.ws()
-				if !p.value(depth + 1) {
+				if !p.value(depth+1, inner) {
 					return false
 				}
 				n++
@@ -190,7 +229,7 @@ func (p *parser) value(depth int) bool {
 				break
 			}
 			for {
-				if !p.value(depth + 1) {
+				if !p.value(depth+1, inner && n < driftArraySample) {
 					return false
 				}
 				n++
@@ -209,26 +248,48 @@ func (p *parser) value(depth int) bool {
 		}
 		t.toks[at].count = n
 		t.toks[at].next = int32(len(t.toks))
+		if inner {
+			t.emit(c + 2) // '}' or ']'
+		}
 		return true
 	case '"':
+		if sh {
+			t.emit(kString)
+		}
 		return p.str()
 	case 't':
-		return p.lit("true", kTrue)
+		return p.lit("true", kTrue, sh)
 	case 'f':
-		return p.lit("false", kFalse)
+		return p.lit("false", kFalse, sh)
 	case 'n':
-		return p.lit("null", kNull)
+		return p.lit("null", kNull, sh)
 	default:
-		return p.number()
+		if !p.number() {
+			return false
+		}
+		if sh {
+			if k := &t.toks[len(t.toks)-1]; k.num == float64(int64(k.num)) { // jsonType's integer
+				t.emit('i')
+			} else {
+				t.emit(kNumber)
+			}
+		}
+		return true
 	}
 	// An empty object or array.
 	t.toks[len(t.toks)-1].next = int32(len(t.toks))
+	if sh && depth < driftMaxDepth {
+		t.emit(p.b[p.i-1])
+	}
 	return true
 }
 
-func (p *parser) lit(word string, kind byte) bool {
+func (p *parser) lit(word string, kind byte, sh bool) bool {
 	if !bytes.HasPrefix(p.b[p.i:], []byte(word)) {
 		return false
+	}
+	if sh {
+		p.t.emit(kind)
 	}
 	p.i += len(word)
 	p.t.toks = append(p.t.toks, tok{kind: kind, next: int32(len(p.t.toks) + 1)})
