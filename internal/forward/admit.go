@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/portcullis-dev/portcullis/internal/egress"
 	"github.com/portcullis-dev/portcullis/internal/problem"
@@ -162,9 +163,8 @@ func (p *Proxy) guardDial(dial dialFunc) dialFunc {
 // is the connection's source address, which equals the destination when
 // the kernel routes a connection to one of the host's own addresses.
 func (p *Proxy) isSelf(ip netip.Addr, port uint16, local netip.Addr) bool {
-	for _, s := range p.self() {
-		ap, err := netip.ParseAddrPort(s)
-		if err != nil || ap.Port() != port {
+	for _, ap := range p.selfAddrs() {
+		if ap.Port() != port {
 			continue
 		}
 		sa := ap.Addr().Unmap()
@@ -176,6 +176,31 @@ func (p *Proxy) isSelf(ip netip.Addr, port uint16, local netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// selfAddrs is p.self() parsed. The parse is kept and reused while
+// p.self() returns the same addresses, which it does between listener
+// changes, so a tunnel costs a comparison of a few short strings instead
+// of parsing them twice (once at admission, once after the dial).
+func (p *Proxy) selfAddrs() []netip.AddrPort {
+	cur := p.self()
+	if c := p.selfParsed.Load(); c != nil && slices.Equal(c.src, cur) {
+		return c.addrs
+	}
+	c := &parsedSelf{src: slices.Clone(cur), addrs: make([]netip.AddrPort, 0, len(cur))}
+	for _, s := range cur {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			c.addrs = append(c.addrs, ap)
+		}
+	}
+	p.selfParsed.Store(c)
+	return c.addrs
+}
+
+// parsedSelf is one result of selfAddrs: the strings and their parse.
+type parsedSelf struct {
+	src   []string
+	addrs []netip.AddrPort
 }
 
 // addrPort is a socket address as a netip.AddrPort, without formatting and

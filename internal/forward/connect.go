@@ -73,8 +73,10 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) 
 	}
 	ev.status = http.StatusOK
 	tn := &tunnel{client: conn, up: up, idle: in.spec.IdleTimeout.D, end: time.Now().Add(in.spec.MaxLifetime.D), bufs: p.bufs}
-	// The server's header-read deadline may still be set on the socket.
-	_ = conn.SetDeadline(time.Time{})
+	// The server's header-read deadline may still be set on the socket;
+	// one call replaces it and sets the caller side's write deadline (the
+	// end of the lifetime), and pipe sets the read deadline it needs.
+	_ = conn.SetDeadline(tn.end)
 	if _, err := io.WriteString(conn, connectEstablish); err != nil {
 		_ = conn.Close()
 		_ = up.Close()
@@ -135,7 +137,7 @@ type tunnel struct {
 // from the caller, bytes to the caller and why the tunnel closed.
 func (t *tunnel) run() (in, out int64, reason string) {
 	t.last.Store(time.Now().UnixNano())
-	_ = t.client.SetWriteDeadline(t.end)
+	// The caller side's write deadline is set already (serveConnect).
 	_ = t.up.SetWriteDeadline(t.end)
 	t.inDone.Add(1)
 	go t.relayIn()

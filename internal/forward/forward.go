@@ -28,6 +28,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/clock"
@@ -78,6 +79,8 @@ type Proxy struct {
 	bufs     *sync.Pool // tunnel copy buffers, when splice(2) cannot be used
 	ids      *requestIDs
 	inspect  *Inspect
+
+	selfParsed atomic.Pointer[parsedSelf] // selfAddrs' last parse of self()
 
 	mu      sync.Mutex
 	tunnels map[closable]struct{}
