@@ -88,6 +88,11 @@ var errResponseTooLarge = errors.New("vendor response over max_response_bytes")
 // modifyResponse checks the vendor's answer before the caller sees it.
 func (in *integration) modifyResponse(resp *http.Response) error {
 	ob := outboundFrom(resp.Request.Context())
+	if ob.w.flooded {
+		// The abort for too many 1xx lost the race against the final
+		// answer, which was already read: it is refused all the same.
+		return errTooManyInformational
+	}
 	ob.rec.NoteVendorRateLimit(resp.Header)
 	if resp.ContentLength > in.maxResp {
 		return errResponseTooLarge
