@@ -356,12 +356,21 @@ func (t recordTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// bufferPool recycles ReverseProxy's copy buffers.
+// bufferPool recycles ReverseProxy's copy buffers. The pool holds array
+// pointers, which Put gets back from the slice by a conversion, so
+// neither Get nor Put allocates (a *[]byte would cost Put one).
 type bufferPool struct{}
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+const copyBufferSize = 32 << 10
 
-func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+
+func (bufferPool) Get() []byte { return copyBuffers.Get().(*[copyBufferSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if len(b) == copyBufferSize {
+		copyBuffers.Put((*[copyBufferSize]byte)(b))
+	}
+}
 
 var _ httputil.BufferPool = bufferPool{}
