@@ -200,8 +200,8 @@ type informationalWriter struct {
 	http.ResponseWriter
 	requestID string
 	n         int
-	abort     context.CancelFunc
-	flooded   bool // abort was called for too many 1xx
+	abort     *callContext // cancelled (Canceled) past maxInformationalRead
+	flooded   bool         // abort was called for too many 1xx
 	mask      *credential.Masker
 }
 
@@ -228,7 +228,7 @@ func (w *informationalWriter) WriteHeader(code int) {
 	w.n++
 	if w.n > maxInformationalRead && w.abort != nil {
 		w.flooded = true
-		w.abort()
+		w.abort.cancel(context.Canceled)
 		return
 	}
 	if w.n <= maxInformational {
