@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -131,7 +132,34 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 	if staleGET && resp.StatusCode < 500 && in.stale.Cacheable(http.MethodGet, resp.StatusCode, resp.Header) {
 		in.stale.Capture(resp.Request.Context(), ob.staleKey(), resp)
 	}
+	if resp.StatusCode != http.StatusSwitchingProtocols { // an upgrade reads resp.Header after us
+		moveHeader(ob.w.Header(), resp.Header)
+	}
 	return nil
+}
+
+// moveHeader does for the answer's fields what ReverseProxy's copy of
+// them into the caller's header (one new slice per field, by Add) does,
+// by moving each field's slice instead: src's fields that dst does not
+// have are set in dst and deleted from src, so the copy that follows
+// modifyResponse finds only what is left. Left are Content-Type
+// (ReverseProxy reads it from the answer after us, to flush event
+// streams at once), the fields dst already has (Add appends to them) and
+// any key Add would canonicalize. Header values are replaced, never
+// written in place, so sharing src's slices is safe. Only called once the
+// answer is accepted: an error page after us must not carry the vendor's
+// fields.
+func moveHeader(dst, src http.Header) {
+	for k, vv := range src {
+		if k == "Content-Type" || len(vv) == 0 || textproto.CanonicalMIMEHeaderKey(k) != k {
+			continue
+		}
+		if _, ok := dst[k]; ok {
+			continue
+		}
+		dst[k] = vv
+		delete(src, k)
+	}
 }
 
 // stripGatewayFields deletes the fields only the gateway may set: its own
