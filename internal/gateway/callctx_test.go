@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	goruntime "runtime"
 	"testing"
 	"time"
 
@@ -153,5 +154,69 @@ func TestDeadlines(t *testing.T) {
 		if d.ctx.Err() != context.Canceled {
 			t.Fatalf("ended call: Err() = %v", d.ctx.Err())
 		}
+	}
+}
+
+// TestCallContextStartsNoGoroutine: a held call costs no goroutine of its
+// own, whether the caller's context can be cancelled or not and with
+// contexts derived from the call's (as the Transport and the per-try
+// timeout derive theirs); they all end when the call or the caller does.
+func TestCallContextStartsNoGoroutine(t *testing.T) {
+	const n = 200
+	before := goruntime.NumGoroutine()
+	parent, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+	calls := make([]*call, n)
+	derived := make([]context.Context, n)
+	for i := range calls {
+		calls[i] = &call{}
+		calls[i].ctx.start(calls[i], parent, time.Hour)
+		var stop context.CancelFunc
+		derived[i], stop = context.WithCancel(&calls[i].ctx)
+		defer stop()
+	}
+	if extra := goruntime.NumGoroutine() - before; extra > n/10 {
+		t.Errorf("%d held calls started %d goroutines", n, extra)
+	}
+	for i := range n / 2 {
+		calls[i].ctx.end()
+	}
+	cancelParent()
+	for i, d := range derived {
+		select {
+		case <-d.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("derived context %d not ended", i)
+		}
+		if !errors.Is(d.Err(), context.Canceled) {
+			t.Errorf("derived context %d: Err() = %v", i, d.Err())
+		}
+	}
+}
+
+// TestCallContextAfterFuncStop: a derived context cancelled on its own
+// unregisters from the call, and is not cancelled again when it ends.
+func TestCallContextAfterFuncStop(t *testing.T) {
+	c := startCall(t, context.Background(), time.Hour)
+	ran := 0
+	stop := c.ctx.AfterFunc(func() { ran++ })
+	if !stop() {
+		t.Error("stop() = false before the call ended")
+	}
+	if stop() {
+		t.Error("second stop() = true")
+	}
+	kept := c.ctx.AfterFunc(func() { ran += 10 })
+	c.ctx.end()
+	if ran != 10 {
+		t.Errorf("functions run at the end: %d, want only the one not stopped (10)", ran)
+	}
+	if kept() {
+		t.Error("stop() after the call ended = true")
+	}
+	late := false
+	c.ctx.AfterFunc(func() { late = true })
+	if !late {
+		t.Error("AfterFunc on an ended call did not run f")
 	}
 }
