@@ -37,9 +37,9 @@ import (
 // this one directly (the per-try timeout's) registers with its AfterFunc
 // method. One goroutine per attempt remains: ReverseProxy wraps this
 // context in httptrace's value context, which hides that method, so the
-// Transport's context watches it from a goroutine of its own (2 KiB of
-// stack; against the children map it replaces, peak RSS with 3,000 held
-// calls was no higher).
+// Transport's context watches it from a goroutine of its own (against
+// the children map it replaces, peak RSS with 3,000 held calls was no
+// higher).
 type callContext struct {
 	c        *call
 	parent   context.Context // the caller's request context
