@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -227,13 +228,42 @@ func requestID(in string) string {
 			return in
 		}
 	}
-	var b [15]byte
-	_, _ = rand.Read(b[:])
-	var out [24]byte
-	lowerBase32.Encode(out[:], b[:])
-	return string(out[:])
+	return newRequestID()
 }
 
-// lowerBase32 is base32.StdEncoding in lower case (15 bytes encode to 24
-// characters, no padding), so an id costs one allocation.
+// lowerBase32 is base32.StdEncoding in lower case (15 random bytes encode
+// to 24 characters, no padding).
 var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// Generated request ids are cut from blocks of idsPerBlock ids, drawn and
+// encoded at once and made a string in one allocation (instead of one per
+// id). Each id is handed out once: a block is owned by the goroutine
+// that took it from the pool until it is put back. An id keeps its block
+// (idsPerBlock × 24 bytes) alive while it is referenced.
+const (
+	idRandBytes = 15
+	idLen       = 24 // lowerBase32 of idRandBytes
+	idsPerBlock = 16
+)
+
+type idBlock struct {
+	s    string // idsPerBlock ids, back to back
+	next int    // offset of the next unused id in s
+}
+
+var idBlocks = sync.Pool{New: func() any { return new(idBlock) }}
+
+func newRequestID() string {
+	b := idBlocks.Get().(*idBlock)
+	if b.next == len(b.s) {
+		var raw [idRandBytes * idsPerBlock]byte
+		_, _ = rand.Read(raw[:])
+		var out [idLen * idsPerBlock]byte
+		lowerBase32.Encode(out[:], raw[:]) // idRandBytes is a multiple of 5: the ids encode independently
+		b.s, b.next = string(out[:]), 0
+	}
+	id := b.s[b.next : b.next+idLen]
+	b.next += idLen
+	idBlocks.Put(b)
+	return id
+}

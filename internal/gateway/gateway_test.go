@@ -276,12 +276,25 @@ func (f *fixture) rawDo(t *testing.T, method, target, token string) *http.Respon
 }
 
 func TestUpstreamFailures(t *testing.T) {
+	stalledBodyCut := make(chan bool, 1)
 	slow := newVendor(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/slow":
 			select {
 			case <-time.After(5 * time.Second):
 			case <-r.Context().Done():
+			}
+		case "/v1/charges/stalled-body":
+			// Headers and a first chunk, then nothing: timeouts.request
+			// (2s) bounds the body too, so the gateway drops this call
+			// before the vendor gives up on its own.
+			w.Write([]byte("first chunk"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(8 * time.Second):
+				stalledBodyCut <- false
+			case <-r.Context().Done():
+				stalledBodyCut <- true
 			}
 		case "/v1/big":
 			if r.URL.Query().Get("stream") == "" {
@@ -301,6 +314,20 @@ func TestUpstreamFailures(t *testing.T) {
 		}
 		if el := time.Since(start); el > 4*time.Second {
 			t.Errorf("caller waited %s, over the 2s request timeout", el)
+		}
+	})
+	t.Run("timeout-bounds-the-body", func(t *testing.T) {
+		resp := f.do(t, "GET", "/payments/v1/charges/stalled-body", f.billing, nil, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d, want the vendor's 200", resp.StatusCode)
+		}
+		select {
+		case cut := <-stalledBodyCut:
+			if !cut {
+				t.Error("the stalled body outlived timeouts.request")
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the vendor never finished the stalled body")
 		}
 	})
 	t.Run("response-too-large-known-length", func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -88,6 +89,11 @@ var errResponseTooLarge = errors.New("vendor response over max_response_bytes")
 // modifyResponse checks the vendor's answer before the caller sees it.
 func (in *integration) modifyResponse(resp *http.Response) error {
 	ob := outboundFrom(resp.Request.Context())
+	if ob.w.flooded {
+		// The abort for too many 1xx lost the race against the final
+		// answer, which was already read: it is refused all the same.
+		return errTooManyInformational
+	}
 	ob.rec.NoteVendorRateLimit(resp.Header)
 	if resp.ContentLength > in.maxResp {
 		return errResponseTooLarge
@@ -126,7 +132,34 @@ func (in *integration) modifyResponse(resp *http.Response) error {
 	if staleGET && resp.StatusCode < 500 && in.stale.Cacheable(http.MethodGet, resp.StatusCode, resp.Header) {
 		in.stale.Capture(resp.Request.Context(), ob.staleKey(), resp)
 	}
+	if resp.StatusCode != http.StatusSwitchingProtocols { // an upgrade reads resp.Header after us
+		moveHeader(ob.w.Header(), resp.Header)
+	}
 	return nil
+}
+
+// moveHeader does for the answer's fields what ReverseProxy's copy of
+// them into the caller's header (one new slice per field, by Add) does,
+// by moving each field's slice instead: src's fields that dst does not
+// have are set in dst and deleted from src, so the copy that follows
+// modifyResponse finds only what is left. Left are Content-Type
+// (ReverseProxy reads it from the answer after us, to flush event
+// streams at once), the fields dst already has (Add appends to them) and
+// any key Add would canonicalize. Header values are replaced, never
+// written in place, so sharing src's slices is safe. Only called once the
+// answer is accepted: an error page after us must not carry the vendor's
+// fields.
+func moveHeader(dst, src http.Header) {
+	for k, vv := range src {
+		if k == "Content-Type" || len(vv) == 0 || textproto.CanonicalMIMEHeaderKey(k) != k {
+			continue
+		}
+		if _, ok := dst[k]; ok {
+			continue
+		}
+		dst[k] = vv
+		delete(src, k)
+	}
 }
 
 // stripGatewayFields deletes the fields only the gateway may set: its own
@@ -195,8 +228,8 @@ type informationalWriter struct {
 	http.ResponseWriter
 	requestID string
 	n         int
-	abort     context.CancelFunc
-	flooded   bool // abort was called for too many 1xx
+	abort     *callContext // cancelled (Canceled) past maxInformationalRead
+	flooded   bool         // abort was called for too many 1xx
 	mask      *credential.Masker
 }
 
@@ -223,7 +256,7 @@ func (w *informationalWriter) WriteHeader(code int) {
 	w.n++
 	if w.n > maxInformationalRead && w.abort != nil {
 		w.flooded = true
-		w.abort()
+		w.abort.cancel(context.Canceled)
 		return
 	}
 	if w.n <= maxInformational {
@@ -351,12 +384,21 @@ func (t recordTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// bufferPool recycles ReverseProxy's copy buffers.
+// bufferPool recycles ReverseProxy's copy buffers. The pool holds array
+// pointers, which Put gets back from the slice by a conversion, so
+// neither Get nor Put allocates (a *[]byte would cost Put one).
 type bufferPool struct{}
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+const copyBufferSize = 32 << 10
 
-func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+
+func (bufferPool) Get() []byte { return copyBuffers.Get().(*[copyBufferSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if len(b) == copyBufferSize {
+		copyBuffers.Put((*[copyBufferSize]byte)(b))
+	}
+}
 
 var _ httputil.BufferPool = bufferPool{}

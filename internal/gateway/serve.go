@@ -49,32 +49,6 @@ func outboundFrom(ctx context.Context) *outbound {
 	return ob
 }
 
-// callContext is the context the reverse proxy and the outbound chain
-// see: the request's own (with the integration's deadline), answering for
-// the per-request values (the hooks' outbound data, the log record, the
-// credential call, the chaos target) from the call they live in. One value, found in one
-// step, instead of three context.WithValue layers allocated per request.
-type callContext struct {
-	context.Context
-	c *call
-}
-
-func (x *callContext) Value(key any) any {
-	switch key.(type) {
-	case outboundKey:
-		return &x.c.ob
-	case observe.RecordKey:
-		return &x.c.rec
-	case credential.CallKey:
-		return &x.c.ob.credCall
-	case chaos.TargetKey:
-		if x.c.target.Integration != "" {
-			return &x.c.target
-		}
-	}
-	return x.Context.Value(key)
-}
-
 // serve runs the policy steps of DESIGN.md's request path in order and hands
 // an allowed request to the integration's reverse proxy.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *call) error {
@@ -188,26 +162,21 @@ func (g *Gateway) serveFor(w http.ResponseWriter, r *http.Request, rt *runtime, 
 	}
 	defer release()
 
-	ctx := r.Context()
-	var cancel context.CancelFunc
-	if in.timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, in.timeout)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
-	defer cancel()
+	// The call's context: timeouts.request over the whole call, body
+	// included; released on every path out of here.
+	c.ctx.start(c, r.Context(), in.timeout)
+	defer c.ctx.end()
 	ob.g, ob.async, ob.req = g, async, r
 	ob.credCall = credential.Call{Caller: caller, Sink: &ob.cred, Informational: &ob.masker, First: &ob.first}
 	if g.opts.Faults != nil {
 		// Only the chaos layer reads the target.
 		c.target = chaos.Target{Integration: name, Route: d.Route}
 	}
-	c.ctx = callContext{Context: ctx, c: c}
-	ctx = &c.ctx
-	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID, abort: cancel, mask: &ob.masker}
-	// The proxy's request is r with ctx, kept in the call (WithContext's
-	// copy does not escape, so it costs no allocation of its own).
-	c.req = *r.WithContext(ctx)
+	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID, abort: &c.ctx, mask: &ob.masker}
+	// The proxy's request is r with the call's context, kept in the call
+	// (WithContext's copy does not escape, so it costs no allocation of
+	// its own).
+	c.req = *r.WithContext(&c.ctx)
 	in.proxy.ServeHTTP(&ob.w, &c.req)
 	rec.CredVersion, rec.Scopes = ob.cred.Version, ob.cred.Scopes
 	return nil

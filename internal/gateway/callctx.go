@@ -1,0 +1,215 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/chaos"
+	"github.com/portcullis-dev/portcullis/internal/credential"
+	"github.com/portcullis-dev/portcullis/internal/observe"
+)
+
+// callContext is the context the reverse proxy and the outbound chain
+// see. It lives in the call and is its own cancellation layer: what
+// context.WithTimeout (or WithCancel) gave before, without that layer's
+// allocations (the timerCtx, its timer, two closures, and the children
+// map the Transport's per-request context registers in).
+//
+//   - Done is closed, and Err set, when the integration's timeouts.request
+//     passes (DeadlineExceeded), when the caller's context ends (its Err),
+//     or when the call ends or is aborted (Canceled). The deadline bounds
+//     the whole call, the response body included, as WithTimeout did.
+//   - Deadline is the sooner of the call's and the caller's.
+//   - Value answers for the per-request values (the hooks' outbound data,
+//     the log record, the credential call, the chaos target) from the
+//     call, and passes every other key to the caller's context; when that
+//     one can be cancelled, through context.WithoutCancel, so that
+//     context.Cause of this context is always its own Err
+//     (DeadlineExceeded for a timeout), as for WithTimeout's, never the
+//     cause the caller's context ends with later.
+//
+// The deadline's timer comes from deadlineTimers and goes back when the
+// call ends before it fired. A caller context that can be cancelled is
+// watched with context.AfterFunc, which registers with the caller's
+// cancelCtx instead of starting a goroutine, and a context derived from
+// this one directly (the per-try timeout's) registers with its AfterFunc
+// method. One goroutine per attempt remains: ReverseProxy wraps this
+// context in httptrace's value context, which hides that method, so the
+// Transport's context watches it from a goroutine of its own (against
+// the children map it replaces, peak RSS with 3,000 held calls was no
+// higher).
+type callContext struct {
+	c        *call
+	parent   context.Context // the caller's request context
+	values   context.Context // parent, or WithoutCancel(parent) (see above)
+	deadline time.Time
+	hasDL    bool
+	done     chan struct{}
+
+	mu         sync.Mutex
+	err        error
+	timer      *deadlineTimer // the armed deadline; nil once released
+	stopParent func() bool    // stops the caller-context watch
+	afters     []func()       // registered by AfterFunc, run on cancel; nil slots were stopped
+}
+
+// start makes x the live context of call c under parent, with timeout
+// (0: no deadline of its own). x.end must be called when the call ends.
+func (x *callContext) start(c *call, parent context.Context, timeout time.Duration) {
+	*x = callContext{c: c, parent: parent, values: parent, done: make(chan struct{})}
+	x.deadline, x.hasDL = parent.Deadline()
+	pdone := parent.Done()
+	if pdone != nil {
+		x.values = context.WithoutCancel(parent)
+	}
+	if timeout > 0 {
+		if d := time.Now().Add(timeout); !x.hasDL || d.Before(x.deadline) {
+			x.deadline, x.hasDL = d, true
+			x.mu.Lock() // a timer firing at once waits for x.timer
+			x.timer = armDeadline(x, timeout)
+			x.mu.Unlock()
+		}
+		// else the caller's sooner deadline ends parent, and so x.
+	}
+	if pdone != nil {
+		if err := parent.Err(); err != nil {
+			x.cancel(err)
+		} else {
+			stop := context.AfterFunc(parent, x.parentDone)
+			x.mu.Lock()
+			if x.err == nil {
+				x.stopParent = stop
+				stop = nil
+			}
+			x.mu.Unlock()
+			if stop != nil { // cancelled meanwhile (the deadline)
+				stop()
+			}
+		}
+	}
+}
+
+// parentDone cancels x when the caller's context ends first.
+func (x *callContext) parentDone() { x.cancel(x.parent.Err()) }
+
+// AfterFunc is what context.WithCancel and its kind call on a parent
+// they do not know (context's afterFuncer): f, their child's cancel, is
+// run when x ends, as a cancelCtx cancels its children, instead of a
+// goroutine waiting on Done. stop unregisters f and reports whether it
+// had not run.
+func (x *callContext) AfterFunc(f func()) (stop func() bool) {
+	x.mu.Lock()
+	if x.err != nil {
+		x.mu.Unlock()
+		f()
+		return func() bool { return false }
+	}
+	i := len(x.afters)
+	x.afters = append(x.afters, f)
+	x.mu.Unlock()
+	return func() bool {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.err != nil || x.afters[i] == nil {
+			return false
+		}
+		x.afters[i] = nil
+		return true
+	}
+}
+
+// end releases x when the call is over: Done is closed (so the watcher
+// ends), the timer goes back to its pool.
+func (x *callContext) end() { x.cancel(context.Canceled) }
+
+// cancel ends x with err, once.
+func (x *callContext) cancel(err error) {
+	x.mu.Lock()
+	if x.err != nil {
+		x.mu.Unlock()
+		return
+	}
+	x.err = err
+	close(x.done)
+	t, stop, afters := x.timer, x.stopParent, x.afters
+	x.timer, x.stopParent = nil, nil
+	x.mu.Unlock()
+	if t != nil {
+		t.release()
+	}
+	if stop != nil {
+		stop()
+	}
+	for _, f := range afters {
+		if f != nil {
+			f()
+		}
+	}
+}
+
+func (x *callContext) Deadline() (time.Time, bool) { return x.deadline, x.hasDL }
+
+func (x *callContext) Done() <-chan struct{} { return x.done }
+
+func (x *callContext) Err() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.err
+}
+
+func (x *callContext) Value(key any) any {
+	switch key.(type) {
+	case outboundKey:
+		return &x.c.ob
+	case observe.RecordKey:
+		return &x.c.rec
+	case credential.CallKey:
+		return &x.c.ob.credCall
+	case chaos.TargetKey:
+		if x.c.target.Integration != "" {
+			return &x.c.target
+		}
+	}
+	return x.values.Value(key)
+}
+
+// deadlineTimer is a reusable timer that cancels the call it is armed
+// for with DeadlineExceeded. It is pooled: it is put back only when Stop
+// says its function will not run for the call it was armed for (a timer
+// that fired is left to the GC), so a reused timer never cancels a later
+// call early.
+type deadlineTimer struct {
+	t *time.Timer
+	x atomic.Pointer[callContext]
+}
+
+var deadlineTimers sync.Pool // of *deadlineTimer, stopped
+
+func armDeadline(x *callContext, d time.Duration) *deadlineTimer {
+	t, _ := deadlineTimers.Get().(*deadlineTimer)
+	if t == nil {
+		t = &deadlineTimer{}
+		t.x.Store(x)
+		t.t = time.AfterFunc(d, t.fire)
+		return t
+	}
+	t.x.Store(x)
+	t.t.Reset(d)
+	return t
+}
+
+func (t *deadlineTimer) fire() {
+	if x := t.x.Load(); x != nil {
+		x.cancel(context.DeadlineExceeded)
+	}
+}
+
+// release stops t and pools it if it had not fired.
+func (t *deadlineTimer) release() {
+	if t.t.Stop() {
+		t.x.Store(nil)
+		deadlineTimers.Put(t)
+	}
+}
