@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/procfs"
 )
 
 func TestPercentile(t *testing.T) {
@@ -387,4 +388,55 @@ func FuzzReadResults(f *testing.F) {
 			t.Fatalf("round trip changed results (-first +second):\n%s", diff)
 		}
 	})
+}
+
+// The half-peak table shows how long the server waited for a CPU the
+// kernel gave to another process, so a p99 a busy machine made is seen
+// as such; a server not measured shows "-".
+func TestHalfPeakShowsRunQueueWait(t *testing.T) {
+	pc := &Result{Name: namePortcullis, Phase: phaseHalfPeak, Mode: "open", TargetRate: 480, Seconds: 10, P99MS: 9,
+		Procs: []ProcUsage{{Label: "server", CPUPercent: 40, RunQueueWaitPercent: 12.5}}}
+	direct := &Result{Name: nameDirect, Phase: phaseHalfPeak, Mode: "open", TargetRate: 480, Seconds: 10, P99MS: 1,
+		Procs: []ProcUsage{{Label: "server", CPUPercent: 30, RunQueueWaitPercent: -1}}}
+	var b strings.Builder
+	err := writeHalfPeak(&b, []string{nameDirect, namePortcullis}, map[string]summary{
+		nameDirect: {median: direct, rounds: 1}, namePortcullis: {median: pc, rounds: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	var sawPC, sawDirect bool
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case namePortcullis:
+			sawPC = f[len(f)-1] == "12.5%" && f[len(f)-2] == "40%"
+		case nameDirect:
+			sawDirect = f[len(f)-1] == "-"
+		}
+	}
+	if !sawPC || !sawDirect {
+		t.Errorf("run-queue wait column missing or wrong:\n%s", b.String())
+	}
+}
+
+// runQueueWait reads this process's threads and never goes backwards.
+func TestRunQueueWaitOfSelf(t *testing.T) {
+	self, err := procfs.Self()
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	a, ok := runQueueWait(self)
+	if !ok {
+		t.Fatal("schedstat of this process not read")
+	}
+	for i := 0; i < 1e7; i++ {
+		_ = i * i
+	}
+	if b, ok := runQueueWait(self); !ok || b < a {
+		t.Errorf("run-queue wait went from %d to %d (ok %v)", a, b, ok)
+	}
 }

@@ -20,6 +20,13 @@ type ProcUsage struct {
 	// connection: what the process held idle, so that peak minus start is
 	// what the run's calls cost.
 	StartRSSBytes uint64 `json:"start_rss_bytes,omitempty"`
+	// RunQueueWaitPercent is the time the process's threads spent ready
+	// to run but waiting for a CPU (the kernel's run queue, from
+	// /proc/PID/task/*/schedstat) over wall time in the window: CPU
+	// taken by other processes on the cores the process may use. Latency
+	// the server adds while it waits there is the machine's, not its
+	// code's. -1 when not measured.
+	RunQueueWaitPercent float64 `json:"run_queue_wait_percent"`
 }
 
 type watched struct {
@@ -28,6 +35,27 @@ type watched struct {
 	rss0       uint64
 	cpu0, cpu1 float64
 	ok         bool
+	rq0, rq1   uint64
+	rqOK       bool
+}
+
+// runQueueWait is the nanoseconds all of proc's threads have waited in
+// the kernel's run queue. Threads that end during a window take their
+// share with them; the Go runtime keeps its threads.
+func runQueueWait(proc procfs.Proc) (uint64, bool) {
+	threads, err := procfs.AllThreads(proc.PID)
+	if err != nil || len(threads) == 0 {
+		return 0, false
+	}
+	var sum uint64
+	for _, t := range threads {
+		st, err := t.Schedstat()
+		if err != nil {
+			return 0, false
+		}
+		sum += st.WaitingNanoseconds
+	}
+	return sum, true
 }
 
 // watch samples CPU time of the server, the upstream and the generator at
@@ -74,6 +102,7 @@ func (w *watch) start(from, to time.Time) {
 			if st, err := pw.proc.Stat(); err == nil {
 				pw.cpu0, pw.ok = st.CPUTime(), true
 			}
+			pw.rq0, pw.rqOK = runQueueWait(pw.proc)
 		}
 		time.Sleep(time.Until(to))
 		for _, pw := range w.procs {
@@ -81,6 +110,11 @@ func (w *watch) start(from, to time.Time) {
 				pw.cpu1 = st.CPUTime()
 			} else {
 				pw.ok = false
+			}
+			if rq, ok := runQueueWait(pw.proc); ok && pw.rqOK {
+				pw.rq1 = rq
+			} else {
+				pw.rqOK = false
 			}
 		}
 	}()
@@ -91,9 +125,12 @@ func (w *watch) finish() []ProcUsage {
 	<-w.done
 	out := make([]ProcUsage, 0, len(w.procs))
 	for _, pw := range w.procs {
-		u := ProcUsage{Label: pw.label, PID: pw.proc.PID, CPUPercent: -1, StartRSSBytes: pw.rss0}
+		u := ProcUsage{Label: pw.label, PID: pw.proc.PID, CPUPercent: -1, StartRSSBytes: pw.rss0, RunQueueWaitPercent: -1}
 		if pw.ok && w.span > 0 {
 			u.CPUPercent = 100 * (pw.cpu1 - pw.cpu0) / w.span.Seconds()
+		}
+		if pw.rqOK && w.span > 0 {
+			u.RunQueueWaitPercent = 100 * float64(pw.rq1-pw.rq0) / float64(w.span.Nanoseconds())
 		}
 		if st, err := pw.proc.NewStatus(); err == nil {
 			u.PeakRSSBytes = st.VmHWM

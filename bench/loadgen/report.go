@@ -119,6 +119,14 @@ func proc(r *Result, label string) (ProcUsage, bool) {
 	return ProcUsage{}, false
 }
 
+// waitCell is the server's run-queue wait (see ProcUsage), or "-".
+func waitCell(r *Result) string {
+	if p, ok := proc(r, "server"); ok && p.RunQueueWaitPercent >= 0 {
+		return fmt.Sprintf("%.1f%%", p.RunQueueWaitPercent)
+	}
+	return "-"
+}
+
 func cpuCell(r *Result, label string) string {
 	if p, ok := proc(r, label); ok && p.CPUPercent >= 0 {
 		return fmt.Sprintf("%.0f%%", p.CPUPercent)
@@ -237,16 +245,18 @@ func writeHalfPeak(w io.Writer, order []string, half map[string]summary) error {
 	fmt.Fprintf(w, "Half of portcullis's peak: open loop at %.0f req/s, %.0f s per round, latency from each call's due time;\n"+
 		"each target's median round of %d by p99\n", first.median.TargetRate, first.median.Seconds, first.rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tdone req/s\tp50 ms\tp90 ms\tp99 ms\tp99 min–max\tmax ms\terrors\tserver cpu\t")
+	fmt.Fprintln(tw, "target\tdone req/s\tp50 ms\tp90 ms\tp99 ms\tp99 min–max\tmax ms\terrors\tserver cpu\tserver run-queue wait\t")
 	for _, name := range order {
 		s := half[name]
 		r := s.median
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f–%.2f\t%.2f\t%s\t%s\t\n", name, r.RPS, r.P50MS, r.P90MS, r.P99MS,
-			s.min, s.max, r.MaxMS, errorsCell(r), cpuCell(r, "server"))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f–%.2f\t%.2f\t%s\t%s\t%s\t\n", name, r.RPS, r.P50MS, r.P90MS, r.P99MS,
+			s.min, s.max, r.MaxMS, errorsCell(r), cpuCell(r, "server"), waitCell(r))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintln(w, "run-queue wait: time the server's threads were ready to run while the kernel ran another process\n"+
+		"on their core, over wall time; latency from it is the machine's, not the server's code")
 	fmt.Fprintln(w)
 	return nil
 }
