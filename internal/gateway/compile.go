@@ -144,7 +144,7 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 		Transport:      in.core.chain,
 		ModifyResponse: in.modifyResponse,
 		ErrorHandler:   errorHandler,
-		BufferPool:     bufferPool{},
+		BufferPool:     copyBuffers,
 		ErrorLog:       slog.NewLogLogger(o.Logger.Handler().WithAttrs([]slog.Attr{slog.String("integration", name)}), slog.LevelDebug),
 		// 0: ReverseProxy flushes streaming bodies (text/event-stream,
 		// unknown length) at once and buffers the rest.
