@@ -184,7 +184,8 @@ func (r *redactor) responseInto(resp *http.Response, mb *maskedBody) {
 }
 
 // maskBuffers recycles maskedBody buffers: one 32 KiB buffer per response
-// would otherwise be the scrubbing's main cost.
+// would otherwise be the scrubbing's main cost. Only reads into a small p
+// use one (see maskedBody.Read).
 var maskBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 var errBodyClosed = errors.New("read on a closed response body")
@@ -205,9 +206,17 @@ type maskedBody struct {
 	closed  bool
 }
 
+// Read hands out the masked body. A p of at least 4×maxLen bytes (the
+// 32 KiB of ReverseProxy's copy) is read into and masked in place, so the
+// scrubber holds no buffer of its own while a response is copied: only a
+// held-back tail, at most maxLen-1 bytes, waits in buf between reads.
+// A smaller p is served from a pooled 32 KiB buffer, filled as before.
 func (b *maskedBody) Read(p []byte) (int, error) {
 	if b.closed {
 		return 0, errBodyClosed
+	}
+	if b.rd == b.rdy && b.err == nil && len(p) > 0 && len(p) >= 4*b.r.maxLen {
+		return b.readInto(p)
 	}
 	for b.rd == b.rdy {
 		if b.err != nil {
@@ -220,15 +229,58 @@ func (b *maskedBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readInto is Read in place: the held-back tail, then one read from the
+// vendor, masked together in p; a new tail that could begin a value is
+// kept back (and cleared from p) for the next read.
+func (b *maskedBody) readInto(p []byte) (int, error) {
+	for {
+		t := 0
+		if b.buf != nil {
+			t = copy(p, (*b.buf)[b.rdy:b.w])
+		}
+		b.rd, b.rdy, b.w = 0, 0, 0
+		n, err := b.rc.Read(p[t:])
+		m := t + n
+		b.r.mask(p[:m])
+		if err != nil {
+			if errors.Is(err, io.EOF) && b.resp != nil {
+				b.r.Header(b.resp.Trailer)
+			}
+			b.err = err
+			if m == 0 {
+				return 0, err
+			}
+			return m, nil
+		}
+		hold := b.r.pending(p[:m])
+		if hold > 0 {
+			if b.buf == nil {
+				tail := make([]byte, b.r.maxLen)
+				b.buf = &tail
+			}
+			b.w = copy(*b.buf, p[m-hold:m])
+			clear(p[m-hold : m])
+		}
+		if m > hold {
+			return m - hold, nil
+		}
+	}
+}
+
 // fill reads once from the vendor, masks what is buffered and works out
 // how much of it is safe to hand out.
 func (b *maskedBody) fill() {
-	if b.buf == nil {
-		b.buf = maskBuffers.Get().(*[]byte)
-		if len(*b.buf) < 4*b.r.maxLen { // a huge signed JWT
+	if b.buf == nil || len(*b.buf) < 4*b.r.maxLen {
+		nb := maskBuffers.Get().(*[]byte)
+		if len(*nb) < 4*b.r.maxLen { // a huge signed JWT
 			big := make([]byte, 4*b.r.maxLen)
-			b.buf = &big
+			nb = &big
 		}
+		if b.buf != nil { // readInto's tail
+			b.w = copy(*nb, (*b.buf)[b.rd:b.w])
+			b.rd = 0
+		}
+		b.buf = nb
 	}
 	buf := *b.buf
 	b.w = copy(buf, buf[b.rd:b.w]) // keep the held-back tail

@@ -296,6 +296,63 @@ func TestMaskedBodySplitAcrossReads(t *testing.T) {
 	}
 }
 
+// Reads of changing sizes, some served from the scrubber's buffer and
+// some masked in the caller's p, still give the whole body masked once.
+func TestMaskedBodyMixedReadSizes(t *testing.T) {
+	const key = "sk_live_51HcanaryX"
+	r := newRedactor([]string{key})
+	body := []byte(strings.Repeat("a "+key+" b "+key[:7]+" c ", 40) + key)
+	want := bytes.Clone(body)
+	r.mask(want)
+	for vendorChunk := 1; vendorChunk <= len(key)+2; vendorChunk++ {
+		for _, sizes := range [][]int{{1, 512}, {512, 3, 100}, {72, 71, 5}, {2000, 1}} {
+			mb := &maskedBody{rc: io.NopCloser(&chunkReader{data: body, n: vendorChunk}), r: r}
+			var out bytes.Buffer
+			for i := 0; ; i++ {
+				p := make([]byte, sizes[i%len(sizes)])
+				n, err := mb.Read(p)
+				out.Write(p[:n])
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = mb.Close()
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Fatalf("vendor chunks %d, reads %v:\n got %q\nwant %q", vendorChunk, sizes, out.Bytes(), want)
+			}
+		}
+	}
+}
+
+// A read masked in the caller's buffer leaves nothing of a held-back tail
+// (which may be most of a key) in that buffer past what it returns.
+func TestMaskedBodyClearsHeldBackTail(t *testing.T) {
+	const key = "sk_live_51HcanaryX"
+	pr, pw := io.Pipe()
+	mb := &maskedBody{rc: pr, r: newRedactor([]string{key})}
+	go func() {
+		_, _ = io.WriteString(pw, "data: "+key[:len(key)-1])
+		_, _ = io.WriteString(pw, key[len(key)-1:]+"\n")
+		_ = pw.Close()
+	}()
+	p := make([]byte, 4096)
+	n, err := mb.Read(p)
+	if err != nil || string(p[:n]) != "data: " {
+		t.Fatalf("first read %q, %v; want the part before the possible key", p[:n], err)
+	}
+	if bytes.Contains(p, []byte(key[:minMaskLen])) {
+		t.Fatalf("the held-back tail is left in the caller's buffer: %q", p[:n+len(key)])
+	}
+	rest, err := io.ReadAll(mb)
+	if err != nil || string(rest) != "REDACTED**********\n" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+	_ = mb.Close()
+}
+
 // A streamed answer (server-sent events) is not delayed: only a tail that
 // could begin a value is held back until the next chunk.
 func TestMaskedBodyDoesNotDelayStreams(t *testing.T) {

@@ -206,7 +206,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		seen = internals.epochNow()
 	}
 	call := callFrom(ctx)
-	caller := call.Caller
 	a, info, err := t.prepare(req, req.Body, call.Informational, call.First)
 	if err != nil {
 		return nil, err
@@ -219,6 +218,22 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.settle(internals, resp)
 		return t.finish(resp, info, a)
 	}
+	return t.rejected(req, seen, resp, &info, a)
+}
+
+// rejected is RoundTrip after the vendor rejected the credential of the
+// first attempt (a, *infop, answered resp; seen is the injector's epoch
+// before it): strike, refresh, and at most one retry with the refreshed
+// credential. A function of its own so that RoundTrip's frame, under every
+// call the vendor holds, stays small.
+//
+//go:noinline
+func (t *Transport) rejected(req *http.Request, seen uint64, resp *http.Response, infop *Info, a *attempt) (*http.Response, error) {
+	ctx := req.Context()
+	internals, _ := t.Injector.(injectorInternals)
+	call := callFrom(ctx)
+	caller, info := call.Caller, *infop
+	var err error
 	first := resp.StatusCode
 	log := t.logger().With(logStatus, first, logVersion, info.Version)
 	t.strike(internals, info, caller, first)

@@ -5,7 +5,7 @@ import "testing"
 // TestBufferPool: Get hands out full-size buffers, Put takes back only
 // what Get handed out (a resliced or foreign buffer is left to the GC).
 func TestBufferPool(t *testing.T) {
-	var p bufferPool
+	p := newBufferPool(2)
 	b := p.Get()
 	if len(b) != copyBufferSize || cap(b) != copyBufferSize {
 		t.Fatalf("Get: len %d cap %d, want %d", len(b), cap(b), copyBufferSize)

@@ -30,7 +30,10 @@ import (
 //     (DeadlineExceeded for a timeout), as for WithTimeout's, never the
 //     cause the caller's context ends with later.
 //
-// The deadline's timer comes from deadlineTimers and goes back when the
+// The deadline's timer comes from the integration's pool of them (per
+// integration, not global: a timer belongs to the synctest bubble, if
+// any, that made it, so tests in bubbles must not share one with others)
+// and goes back when the
 // call ends before it fired. A caller context that can be cancelled is
 // watched with context.AfterFunc, which registers with the caller's
 // cancelCtx instead of starting a goroutine, and a context derived from
@@ -57,7 +60,7 @@ type callContext struct {
 
 // start makes x the live context of call c under parent, with timeout
 // (0: no deadline of its own). x.end must be called when the call ends.
-func (x *callContext) start(c *call, parent context.Context, timeout time.Duration) {
+func (x *callContext) start(c *call, parent context.Context, timeout time.Duration, timers *sync.Pool) {
 	*x = callContext{c: c, parent: parent, values: parent, done: make(chan struct{})}
 	x.deadline, x.hasDL = parent.Deadline()
 	pdone := parent.Done()
@@ -68,7 +71,7 @@ func (x *callContext) start(c *call, parent context.Context, timeout time.Durati
 		if d := time.Now().Add(timeout); !x.hasDL || d.Before(x.deadline) {
 			x.deadline, x.hasDL = d, true
 			x.mu.Lock() // a timer firing at once waits for x.timer
-			x.timer = armDeadline(x, timeout)
+			x.timer = armDeadline(timers, x, timeout)
 			x.mu.Unlock()
 		}
 		// else the caller's sooner deadline ends parent, and so x.
@@ -181,16 +184,17 @@ func (x *callContext) Value(key any) any {
 // that fired is left to the GC), so a reused timer never cancels a later
 // call early.
 type deadlineTimer struct {
-	t *time.Timer
+	pool *sync.Pool // where it goes back
+	t    *time.Timer
 	x atomic.Pointer[callContext]
 }
 
-var deadlineTimers sync.Pool // of *deadlineTimer, stopped
-
-func armDeadline(x *callContext, d time.Duration) *deadlineTimer {
-	t, _ := deadlineTimers.Get().(*deadlineTimer)
+// armDeadline arms a timer from pool (of *deadlineTimer, stopped) to
+// cancel x after d.
+func armDeadline(pool *sync.Pool, x *callContext, d time.Duration) *deadlineTimer {
+	t, _ := pool.Get().(*deadlineTimer)
 	if t == nil {
-		t = &deadlineTimer{}
+		t = &deadlineTimer{pool: pool}
 		t.x.Store(x)
 		t.t = time.AfterFunc(d, t.fire)
 		return t
@@ -210,6 +214,6 @@ func (t *deadlineTimer) fire() {
 func (t *deadlineTimer) release() {
 	if t.t.Stop() {
 		t.x.Store(nil)
-		deadlineTimers.Put(t)
+		t.pool.Put(t)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	goruntime "runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,12 +13,15 @@ import (
 
 type testKey struct{}
 
+// testTimers is the deadline-timer pool of the calls these tests start.
+var testTimers sync.Pool
+
 // startCall is a call with its context started as serveFor starts it; the
 // context is ended at cleanup.
 func startCall(t *testing.T, parent context.Context, timeout time.Duration) *call {
 	t.Helper()
 	c := &call{}
-	c.ctx.start(c, parent, timeout)
+	c.ctx.start(c, parent, timeout, &testTimers)
 	t.Cleanup(c.ctx.end)
 	return c
 }
@@ -62,7 +66,7 @@ func TestCallContextDeadline(t *testing.T) {
 	}
 
 	c3 := &call{}
-	c3.ctx.start(c3, context.Background(), time.Hour)
+	c3.ctx.start(c3, context.Background(), time.Hour, &testTimers)
 	c3.ctx.end()
 	select {
 	case <-c3.ctx.Done():
@@ -170,7 +174,7 @@ func TestCallContextStartsNoGoroutine(t *testing.T) {
 	derived := make([]context.Context, n)
 	for i := range calls {
 		calls[i] = &call{}
-		calls[i].ctx.start(calls[i], parent, time.Hour)
+		calls[i].ctx.start(calls[i], parent, time.Hour, &testTimers)
 		var stop context.CancelFunc
 		derived[i], stop = context.WithCancel(&calls[i].ctx)
 		defer stop()

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
@@ -31,6 +32,8 @@ type runtime struct {
 
 // integration is one compiled integration.
 type integration struct {
+	// timers pools the calls' deadline timers (see callContext).
+	timers   sync.Pool
 	name     string
 	upstream *url.URL
 	basePath string // escaped upstream path without trailing slash
@@ -144,7 +147,7 @@ func compileIntegration(name string, cfg *config.Config, o *Options, cs *cores, 
 		Transport:      in.core.chain,
 		ModifyResponse: in.modifyResponse,
 		ErrorHandler:   errorHandler,
-		BufferPool:     bufferPool{},
+		BufferPool:     copyBuffers,
 		ErrorLog:       slog.NewLogLogger(o.Logger.Handler().WithAttrs([]slog.Attr{slog.String("integration", name)}), slog.LevelDebug),
 		// 0: ReverseProxy flushes streaming bodies (text/event-stream,
 		// unknown length) at once and buffers the rest.

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/credential"
@@ -384,20 +383,41 @@ func (t recordTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// bufferPool recycles ReverseProxy's copy buffers. The pool holds array
-// pointers, which Put gets back from the slice by a conversion, so
-// neither Get nor Put allocates (a *[]byte would cost Put one).
-type bufferPool struct{}
+// bufferPool recycles ReverseProxy's 32 KiB copy buffers through a
+// bounded free list. Not a sync.Pool: a sync.Pool keeps every buffer a
+// burst of answers ever had out at once (thousands, when held calls answer
+// together) for two more GC cycles, counted as live heap and so doubled in
+// the heap goal; the free list keeps at most idleCopyBuffers, and a burst's
+// surplus is garbage as soon as its copy is done, as with ReverseProxy's
+// own buffers.
+type bufferPool struct{ free chan []byte }
 
-const copyBufferSize = 32 << 10
+const (
+	copyBufferSize  = 32 << 10
+	idleCopyBuffers = 64
+)
 
-var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+// copyBuffers is the free list every integration's proxy shares.
+var copyBuffers = newBufferPool(idleCopyBuffers)
 
-func (bufferPool) Get() []byte { return copyBuffers.Get().(*[copyBufferSize]byte)[:] }
+func newBufferPool(idle int) bufferPool { return bufferPool{free: make(chan []byte, idle)} }
 
-func (bufferPool) Put(b []byte) {
-	if len(b) == copyBufferSize {
-		copyBuffers.Put((*[copyBufferSize]byte)(b))
+func (p bufferPool) Get() []byte {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+		return make([]byte, copyBufferSize)
+	}
+}
+
+func (p bufferPool) Put(b []byte) {
+	if len(b) != copyBufferSize {
+		return
+	}
+	select {
+	case p.free <- b:
+	default:
 	}
 }
 

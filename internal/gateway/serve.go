@@ -88,24 +88,51 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *runtime, c *
 
 // serveFor runs the steps after caller identity for a request to
 // integration in (named name) by the caller in c.rec, for vendorPath.
+//
+// It is split in three so that the frames on the stack while the vendor
+// holds the call stay small: admit (the checks) and prepare (the proxy's
+// request) return before the proxy is called, and only this frame waits
+// under it. Every held call's goroutine then fits the stack size the bare
+// ReverseProxy's does (issue 16: peak memory with thousands of held calls).
 func (g *Gateway) serveFor(w http.ResponseWriter, r *http.Request, rt *runtime, c *call, in *integration, name, vendorPath string) error {
+	route, async, held, err := g.admit(w, r, c, in, name, vendorPath)
+	if held == nil {
+		return err // refused, or answered by a fallback
+	}
+	defer held.Release()
+	g.prepare(w, r, c, in, name, route, async)
+	defer c.ctx.end() // released on every path out of here
+	in.proxy.ServeHTTP(&c.ob.w, &c.req)
+	c.rec.CredVersion, c.rec.Scopes = c.ob.cred.Version, c.ob.cred.Scopes
+	return nil
+}
+
+// admit runs the checks of serveFor in order: path hygiene, route policy,
+// the request body, and the guardrails. It returns the route, whether the
+// caller accepts a queued answer, and for an admitted call the bulkhead
+// whose slot it holds (given back with Release; a func would be a heap
+// closure per call); held is nil when the call was refused (err) or
+// answered by a fallback (err nil, or the fallback's error).
+//
+//go:noinline
+func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call, in *integration, name, vendorPath string) (route string, async bool, held *resilience.Bulkhead, err error) {
 	rec := &c.rec
 	caller := rec.Caller
 
 	// 4. path hygiene, before any matching.
 	segs, err := policy.AppendCheckPath(c.segs[:0], vendorPath)
 	if err != nil {
-		return problem.Wrap(problem.BadRequestPath, publicPathReason(err), err)
+		return "", false, nil, problem.Wrap(problem.BadRequestPath, publicPathReason(err), err)
 	}
 	if err := policy.CheckQuery(r.URL.RawQuery); err != nil {
-		return problem.Wrap(problem.BadRequestPath, publicQueryReason(err), err)
+		return "", false, nil, problem.Wrap(problem.BadRequestPath, publicQueryReason(err), err)
 	}
 
 	// 5. route policy, deny by default.
 	d := in.routes.Decide(policy.Args{Method: r.Method, Segments: segs, Caller: caller})
 	rec.Route = d.Route
 	if !d.Allowed {
-		return problem.New(problem.RouteNotAllowed, d.Reason)
+		return "", false, nil, problem.New(problem.RouteNotAllowed, d.Reason)
 	}
 	policy.StripMethodOverride(r.Header)
 	policy.StripPathOverride(r.Header)
@@ -114,12 +141,12 @@ func (g *Gateway) serveFor(w http.ResponseWriter, r *http.Request, rt *runtime, 
 	// max_request_bytes) so that a safe retry or a credential refresh can
 	// send it again.
 	if r.ContentLength > in.maxReq {
-		return problem.Errorf(problem.RequestTooLarge, "request body is over %d bytes", in.maxReq)
+		return "", false, nil, problem.Errorf(problem.RequestTooLarge, "request body is over %d bytes", in.maxReq)
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		body, err := readBounded(r.Body, in.maxReq, r.ContentLength)
 		if err != nil {
-			return err
+			return "", false, nil, err
 		}
 		rec.BytesIn = int64(len(body))
 		r.ContentLength = int64(len(body))
@@ -134,52 +161,55 @@ func (g *Gateway) serveFor(w http.ResponseWriter, r *http.Request, rt *runtime, 
 	// answered by a fallback where one is configured.
 	ob := &c.ob
 	ob.in, ob.path, ob.requestID, ob.rec, ob.caller, ob.query, ob.rid = in, vendorPath, rec.RequestID, rec, caller, r.URL.RawQuery, c.rid[:]
-	async := in.queue && fallback.PrefersAsync(r.Header) && in.queued[r.Method+" "+d.Route]
+	async = in.queue && fallback.PrefersAsync(r.Header) && in.queued[r.Method+" "+d.Route]
 	if async && in.queueAlways {
-		return g.enqueue(w, r, ob)
+		return "", false, nil, g.enqueue(w, r, ob)
 	}
 	k := in.core
 	if g.kill != nil && g.kill.Disabled(name) {
-		return g.fallbackOr(w, r, ob, async, problem.New(problem.IntegrationDisabled, "the integration is switched off by an operator"))
+		return "", false, nil, g.fallbackOr(w, r, ob, async, problem.New(problem.IntegrationDisabled, "the integration is switched off by an operator"))
 	}
 	if wait, err := k.limiter.Wait(r.Context(), caller); err != nil {
 		pe := problem.Wrap(problem.RateLimited, "rate limit reached; retry later", err)
 		if delay, ok := queueAfterError(pe, err, r); ok && async {
-			return g.enqueueAfter(w, r, ob, delay) // the vendor's pause, not our limit
+			return "", false, nil, g.enqueueAfter(w, r, ob, delay) // the vendor's pause, not our limit
 		}
 		pe.RetryAfter = resilience.RetryAfterSeconds(wait)
-		return pe
+		return "", false, nil, pe
 	}
 	if err := g.globalLimit(r.Context(), in, caller); err != nil {
-		return err
+		return "", false, nil, err
 	}
 	if !k.breaker.Allow() {
-		return g.fallbackOr(w, r, ob, async, problem.New(problem.CircuitOpen, "the vendor is failing; calls are paused by the circuit breaker"))
+		return "", false, nil, g.fallbackOr(w, r, ob, async, problem.New(problem.CircuitOpen, "the vendor is failing; calls are paused by the circuit breaker"))
 	}
-	release, ok := k.bulkhead.TryAcquire()
-	if !ok {
-		return problem.Errorf(problem.Overloaded, "more than %d calls in flight to this integration", k.bulkhead.Limit())
+	if !k.bulkhead.TryTake() {
+		return "", false, nil, problem.Errorf(problem.Overloaded, "more than %d calls in flight to this integration", k.bulkhead.Limit())
 	}
-	defer release()
+	return d.Route, async, k.bulkhead, nil
+}
 
+// prepare sets up the admitted call in c for the proxy: its context
+// (started with the integration's deadline: serveFor ends it), the
+// outbound data of the hooks, and the proxy's request c.req.
+//
+//go:noinline
+func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request, c *call, in *integration, name, route string, async bool) {
+	rec, ob := &c.rec, &c.ob
 	// The call's context: timeouts.request over the whole call, body
-	// included; released on every path out of here.
-	c.ctx.start(c, r.Context(), in.timeout)
-	defer c.ctx.end()
+	// included.
+	c.ctx.start(c, r.Context(), in.timeout, &in.timers)
 	ob.g, ob.async, ob.req = g, async, r
-	ob.credCall = credential.Call{Caller: caller, Sink: &ob.cred, Informational: &ob.masker, First: &ob.first}
+	ob.credCall = credential.Call{Caller: rec.Caller, Sink: &ob.cred, Informational: &ob.masker, First: &ob.first}
 	if g.opts.Faults != nil {
 		// Only the chaos layer reads the target.
-		c.target = chaos.Target{Integration: name, Route: d.Route}
+		c.target = chaos.Target{Integration: name, Route: route}
 	}
 	ob.w = informationalWriter{ResponseWriter: w, requestID: rec.RequestID, abort: &c.ctx, mask: &ob.masker}
 	// The proxy's request is r with the call's context, kept in the call
 	// (WithContext's copy does not escape, so it costs no allocation of
 	// its own).
 	c.req = *r.WithContext(&c.ctx)
-	in.proxy.ServeHTTP(&ob.w, &c.req)
-	rec.CredVersion, rec.Scopes = ob.cred.Version, ob.cred.Scopes
-	return nil
 }
 
 func publicPathReason(err error) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,12 +39,10 @@ type Record struct {
 	Via             string // "" (reverse mode) or ViaInspect
 
 	mu sync.Mutex // guards the fields set from the transport goroutine
-
-	// logAttrs holds the attributes of the log line (Log): they live here,
-	// in the record, rather than in the slog.Record's own overflow slice,
-	// which slog allocates for every line of more than five attributes.
-	logAttrs [20]slog.Attr
 }
+
+// maxLineAttrs bounds the attributes of a request line (appendAttrs).
+const maxLineAttrs = 20
 
 // ViaInspect is Record.Via for a call that came through an inspected
 // forward-proxy tunnel (proxy.inspect) rather than to /{integration}/….
@@ -112,10 +111,15 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 		return
 	}
 	now := time.Now()
-	attrs := r.attrs(now)
+	// The attributes are built on the stack, not in the record (which
+	// lives as long as the call) nor in the slog.Record's own overflow
+	// slice (which slog allocates for every line of more than five).
+	var buf [maxLineAttrs]slog.Attr
+	attrs := r.appendAttrs(buf[:0], now)
 	// The server's JSON logger writes the line itself (see lineWriter);
 	// it answers false for any line it does not format exactly as slog
-	// would, and that line takes the handler below.
+	// would, and that line takes the handler below, with a copy of the
+	// attributes on the heap (a handler may keep them).
 	h := l.Handler()
 	if sh, ok := h.(*scrubHandler); ok && sh.line != nil && sh.line.write(now, level, attrs) {
 		return
@@ -126,8 +130,8 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	//
 	// The attributes go in as one group with an empty key, which every
 	// slog handler inlines: the line is the same as with the attributes
-	// added one by one, and the group's values stay in r.logAttrs.
-	_ = h.Handle(ctx, requestRecord(now, level, attrs))
+	// added one by one.
+	_ = h.Handle(ctx, requestRecord(now, level, slices.Clone(attrs)))
 }
 
 // requestRecord is the slog record of a request line.
@@ -140,9 +144,14 @@ func requestRecord(now time.Time, level slog.Level, attrs []slog.Attr) slog.Reco
 // requestMsg is the message of every request line.
 const requestMsg = "request"
 
-// attrs returns the attributes of the log line at now, in r.logAttrs.
+// attrs returns the attributes of the log line at now.
 func (r *Record) attrs(now time.Time) []slog.Attr {
-	attrs := append(r.logAttrs[:0],
+	return r.appendAttrs(make([]slog.Attr, 0, maxLineAttrs), now)
+}
+
+// appendAttrs appends the attributes of the log line at now to dst.
+func (r *Record) appendAttrs(dst []slog.Attr, now time.Time) []slog.Attr {
+	attrs := append(dst,
 		slog.String(KeyRequestID, r.RequestID),
 		slog.String(KeyIntegration, r.Integration),
 		slog.String(KeyCaller, r.Caller),

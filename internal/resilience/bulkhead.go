@@ -22,8 +22,7 @@ func NewBulkhead(n int) *Bulkhead { return &Bulkhead{limit: int64(n)} }
 // TryAcquire takes a slot without waiting. When ok, release gives it back;
 // calling release more than once is harmless.
 func (b *Bulkhead) TryAcquire() (release func(), ok bool) {
-	if n := b.inFlight.Add(1); b.limit > 0 && n > b.limit {
-		b.inFlight.Add(-1)
+	if !b.TryTake() {
 		return nil, false
 	}
 	var once atomic.Bool
@@ -33,6 +32,20 @@ func (b *Bulkhead) TryAcquire() (release func(), ok bool) {
 		}
 	}, true
 }
+
+// TryTake is TryAcquire without the release func, for a caller that
+// gives the slot back itself: when it reports true, Release must be
+// called exactly once. It allocates nothing.
+func (b *Bulkhead) TryTake() bool {
+	if n := b.inFlight.Add(1); b.limit > 0 && n > b.limit {
+		b.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+// Release gives back a slot TryTake took.
+func (b *Bulkhead) Release() { b.inFlight.Add(-1) }
 
 // InFlight is the number of slots taken.
 func (b *Bulkhead) InFlight() int { return int(b.inFlight.Load()) }

@@ -72,3 +72,26 @@ func TestBulkheadNeverExceedsLimitUnderContention(t *testing.T) {
 		t.Errorf("InFlight() = %d after all released", b.InFlight())
 	}
 }
+
+// TryTake and Release hold and give back the same slots TryAcquire does.
+func TestBulkheadTryTakeRelease(t *testing.T) {
+	b := NewBulkhead(2)
+	if !b.TryTake() || !b.TryTake() {
+		t.Fatal("two slots of two not taken")
+	}
+	if b.TryTake() {
+		t.Fatal("third slot taken past the limit")
+	}
+	if _, ok := b.TryAcquire(); ok {
+		t.Fatal("TryAcquire past the limit TryTake reached")
+	}
+	b.Release()
+	if b.InFlight() != 1 || !b.TryTake() {
+		t.Fatalf("after Release: in flight %d, slot not free again", b.InFlight())
+	}
+	b.Release()
+	b.Release()
+	if b.InFlight() != 0 {
+		t.Errorf("in flight %d after every slot was given back", b.InFlight())
+	}
+}
