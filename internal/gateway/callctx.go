@@ -186,7 +186,7 @@ func (x *callContext) Value(key any) any {
 type deadlineTimer struct {
 	pool *sync.Pool // where it goes back
 	t    *time.Timer
-	x atomic.Pointer[callContext]
+	x    atomic.Pointer[callContext]
 }
 
 // armDeadline arms a timer from pool (of *deadlineTimer, stopped) to
