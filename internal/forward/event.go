@@ -159,7 +159,13 @@ func (p *Proxy) logEvent(ctx context.Context, ev *event, verdict string, d time.
 		add(slog.String(observe.KeyCause, ev.cause))
 	}
 	attrs := a[:n]
-	p.log.LogAttrs(ctx, level, msg, attrs...)
+	// The gateway's JSON logger writes the line itself, without slog's
+	// generic handler walk and the program counter LogAttrs takes (a
+	// stack walk per tunnel); any line it does not format exactly as
+	// slog would goes through the logger.
+	if !observe.WriteLine(ctx, p.log, time.Now(), level, msg, attrs) {
+		p.log.LogAttrs(ctx, level, msg, attrs...)
+	}
 }
 
 // requestIDs makes request ids: a random prefix per Proxy and a counter,

@@ -117,7 +117,7 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	// it answers false for any line it does not format exactly as slog
 	// would, and that line takes the handler below.
 	h := l.Handler()
-	if sh, ok := h.(*scrubHandler); ok && sh.line != nil && sh.line.write(now, level, attrs) {
+	if sh, ok := h.(*scrubHandler); ok && sh.line != nil && sh.line.write(now, level, requestMsg, attrs) {
 		return
 	}
 	// The handler is called directly, not through l.LogAttrs: the logger
