@@ -64,7 +64,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) 
 	if err != nil {
 		return dialProblem(t, err)
 	}
-	ev.remote = up.RemoteAddr().String()
+	ev.remote = addrString(up.RemoteAddr())
 
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -73,11 +73,11 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) 
 	}
 	ev.status = http.StatusOK
 	tn := &tunnel{client: conn, up: up, idle: in.spec.IdleTimeout.D, end: time.Now().Add(in.spec.MaxLifetime.D), bufs: p.bufs}
-	// The server's header-read deadline may still be set on the socket;
-	// one call replaces it and sets the caller side's write deadline (the
-	// end of the lifetime), and pipe sets the read deadline it needs.
-	_ = conn.SetDeadline(tn.end)
-	if _, err := io.WriteString(conn, connectEstablish); err != nil {
+	// The caller side's write deadline is the end of the lifetime; the
+	// read deadline is pipe's to set before its first read (the hijack
+	// has cleared the server's).
+	_ = conn.SetWriteDeadline(tn.end)
+	if _, err := conn.Write(establishedLine); err != nil {
 		_ = conn.Close()
 		_ = up.Close()
 		ev.closeReason = CloseError
@@ -103,6 +103,10 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) 
 	ev.closeReason = why
 	return nil
 }
+
+// establishedLine is connectEstablish as the bytes written (no
+// conversion per tunnel).
+var establishedLine = []byte(connectEstablish)
 
 // tunnel relays bytes between a hijacked caller connection and a vendor
 // connection.
