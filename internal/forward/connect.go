@@ -49,7 +49,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, ev *event) 
 	}
 	in := a.dec.in
 	defer p.limits.release(a.caller, in)
-	active := p.metrics.Active.WithLabelValues(in.name, a.caller)
+	active := p.metrics.activeGauge(in.name, a.caller)
 	active.Inc()
 	defer active.Dec()
 	if in.spec.Inspect {

@@ -103,12 +103,13 @@ func (p *Proxy) finish(ctx context.Context, ev *event) {
 
 // record counts the event in the metrics.
 func (p *Proxy) record(ev *event, verdict string, d time.Duration) {
-	p.metrics.Requests.WithLabelValues(ev.kind, ev.integration, ev.caller, verdict, string(ev.code)).Inc()
+	s := p.metrics.eventSeries(eventKey{ev.kind, ev.integration, ev.caller, verdict, string(ev.code), ev.closeReason})
+	s.requests.Inc()
 	if ev.closeReason != "" {
-		p.metrics.Duration.WithLabelValues(ev.integration).Observe(d.Seconds())
-		p.metrics.Closed.WithLabelValues(ev.integration, ev.closeReason).Inc()
-		p.metrics.Bytes.WithLabelValues(ev.integration, ev.caller, "in").Add(float64(ev.bytesIn))
-		p.metrics.Bytes.WithLabelValues(ev.integration, ev.caller, "out").Add(float64(ev.bytesOut))
+		s.duration.Observe(d.Seconds())
+		s.closed.Inc()
+		s.bytesIn.Add(float64(ev.bytesIn))
+		s.bytesOut.Add(float64(ev.bytesOut))
 	}
 }
 
