@@ -212,3 +212,15 @@ func addrPort(a net.Addr) netip.AddrPort {
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
 }
+
+// addrString is a.String() for the vendor address of the log line,
+// formatted from the TCP address without the intermediate strings
+// net.TCPAddr.String builds.
+func addrString(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && ta.Zone == "" {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return netip.AddrPortFrom(ip.Unmap(), uint16(ta.Port)).String()
+		}
+	}
+	return a.String()
+}

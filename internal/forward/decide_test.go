@@ -3,6 +3,7 @@ package forward
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -137,5 +138,49 @@ func TestMetricsReRegistration(t *testing.T) {
 	}
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecordSeries: the children record keeps per label set are the
+// vectors' own series, so /metrics counts every event as before, and a
+// refused request touches no tunnel series.
+func TestRecordSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	p := &Proxy{metrics: m}
+	tun := &event{kind: kindConnect, integration: "x", caller: "y", closeReason: CloseEOF, bytesIn: 10, bytesOut: 20}
+	p.record(tun, VerdictAllow, 30*time.Millisecond)
+	p.record(tun, VerdictAllow, 2*time.Second)
+	p.record(&event{kind: kindConnect, integration: "x", caller: "y", code: "egress_denied"}, VerdictDeny, time.Millisecond)
+	for _, c := range []struct {
+		name string
+		m    prometheus.Metric
+		want float64
+	}{
+		{"requests allow", m.Requests.WithLabelValues("connect", "x", "y", "allow", ""), 2},
+		{"requests deny", m.Requests.WithLabelValues("connect", "x", "y", "deny", "egress_denied"), 1},
+		{"closed", m.Closed.WithLabelValues("x", CloseEOF), 2},
+		{"bytes in", m.Bytes.WithLabelValues("x", "y", "in"), 20},
+		{"bytes out", m.Bytes.WithLabelValues("x", "y", "out"), 40},
+	} {
+		if got := metricValue(c.m); got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "portcullis_proxy_tunnel_duration_seconds" {
+			if n := mf.GetMetric()[0].GetHistogram().GetSampleCount(); n != 2 {
+				t.Errorf("duration samples = %d, want 2", n)
+			}
+		}
+	}
+	m.activeGauge("x", "y").Inc()
+	m.activeGauge("x", "y").Inc()
+	if got := metricValue(m.Active.WithLabelValues("x", "y")); got != 2 {
+		t.Errorf("active = %v, want 2", got)
 	}
 }

@@ -103,12 +103,13 @@ func (p *Proxy) finish(ctx context.Context, ev *event) {
 
 // record counts the event in the metrics.
 func (p *Proxy) record(ev *event, verdict string, d time.Duration) {
-	p.metrics.Requests.WithLabelValues(ev.kind, ev.integration, ev.caller, verdict, string(ev.code)).Inc()
+	s := p.metrics.eventSeries(eventKey{ev.kind, ev.integration, ev.caller, verdict, string(ev.code), ev.closeReason})
+	s.requests.Inc()
 	if ev.closeReason != "" {
-		p.metrics.Duration.WithLabelValues(ev.integration).Observe(d.Seconds())
-		p.metrics.Closed.WithLabelValues(ev.integration, ev.closeReason).Inc()
-		p.metrics.Bytes.WithLabelValues(ev.integration, ev.caller, "in").Add(float64(ev.bytesIn))
-		p.metrics.Bytes.WithLabelValues(ev.integration, ev.caller, "out").Add(float64(ev.bytesOut))
+		s.duration.Observe(d.Seconds())
+		s.closed.Inc()
+		s.bytesIn.Add(float64(ev.bytesIn))
+		s.bytesOut.Add(float64(ev.bytesOut))
 	}
 }
 
@@ -159,7 +160,13 @@ func (p *Proxy) logEvent(ctx context.Context, ev *event, verdict string, d time.
 		add(slog.String(observe.KeyCause, ev.cause))
 	}
 	attrs := a[:n]
-	p.log.LogAttrs(ctx, level, msg, attrs...)
+	// The gateway's JSON logger writes the line itself, without slog's
+	// generic handler walk and the program counter LogAttrs takes (a
+	// stack walk per tunnel); any line it does not format exactly as
+	// slog would goes through the logger.
+	if !observe.WriteLine(ctx, p.log, time.Now(), level, msg, attrs) {
+		p.log.LogAttrs(ctx, level, msg, attrs...)
+	}
 }
 
 // requestIDs makes request ids: a random prefix per Proxy and a counter,

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -29,6 +30,72 @@ type Metrics struct {
 	// Closed counts closed tunnels by why they closed (eof, idle_timeout,
 	// max_lifetime, error, shutdown).
 	Closed *prometheus.CounterVec
+
+	// mu guards the children of the vectors above that record and
+	// activeGauge update, kept per label set so a tunnel costs one map
+	// lookup instead of a WithLabelValues (hash, lock, lookup) per series.
+	// Their label values are config names and fixed sets, so these maps
+	// are as bounded as the series themselves.
+	mu     sync.RWMutex
+	events map[eventKey]*eventSeries
+	active map[activeKey]prometheus.Gauge
+}
+
+// eventKey is the label values of one finished event's series.
+type eventKey struct{ kind, integration, caller, verdict, code, reason string }
+
+// eventSeries are the children record updates for one eventKey; all but
+// requests are nil when the event is not a closed tunnel (reason "").
+type eventSeries struct {
+	requests          prometheus.Counter
+	duration          prometheus.Observer
+	closed            prometheus.Counter
+	bytesIn, bytesOut prometheus.Counter
+}
+
+type activeKey struct{ integration, caller string }
+
+// eventSeries returns k's children, made at k's first event.
+func (m *Metrics) eventSeries(k eventKey) *eventSeries {
+	m.mu.RLock()
+	s := m.events[k]
+	m.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	s = &eventSeries{requests: m.Requests.WithLabelValues(k.kind, k.integration, k.caller, k.verdict, k.code)}
+	if k.reason != "" {
+		s.duration = m.Duration.WithLabelValues(k.integration)
+		s.closed = m.Closed.WithLabelValues(k.integration, k.reason)
+		s.bytesIn = m.Bytes.WithLabelValues(k.integration, k.caller, "in")
+		s.bytesOut = m.Bytes.WithLabelValues(k.integration, k.caller, "out")
+	}
+	m.mu.Lock()
+	if m.events == nil {
+		m.events = map[eventKey]*eventSeries{}
+	}
+	m.events[k] = s
+	m.mu.Unlock()
+	return s
+}
+
+// activeGauge is Active's child for integration and caller.
+func (m *Metrics) activeGauge(integration, caller string) prometheus.Gauge {
+	k := activeKey{integration, caller}
+	m.mu.RLock()
+	g := m.active[k]
+	m.mu.RUnlock()
+	if g != nil {
+		return g
+	}
+	g = m.Active.WithLabelValues(integration, caller)
+	m.mu.Lock()
+	if m.active == nil {
+		m.active = map[activeKey]prometheus.Gauge{}
+	}
+	m.active[k] = g
+	m.mu.Unlock()
+	return g
 }
 
 // NewMetrics builds the collectors and registers them on reg (nil: not

@@ -50,7 +50,7 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request, ev *event) er
 	}
 	in := a.dec.in
 	defer p.limits.release(a.caller, in)
-	active := p.metrics.Active.WithLabelValues(in.name, a.caller)
+	active := p.metrics.activeGauge(in.name, a.caller)
 	active.Inc()
 	defer active.Dec()
 

@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -36,16 +37,17 @@ type lineWriter struct {
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// write writes one request line at now and reports whether it did.
-func (lw *lineWriter) write(now time.Time, level slog.Level, attrs []slog.Attr) bool {
+// write writes one line with message msg at now and reports whether it
+// did.
+func (lw *lineWriter) write(now time.Time, level slog.Level, msg string, attrs []slog.Attr) bool {
 	if y := now.Year(); y < 0 || y >= 10000 {
 		return false // slog appends an error to such a time
 	}
-	if lw.scrub.Scrub(requestMsg) != requestMsg {
+	if !lw.clean(msg) {
 		return false
 	}
 	bp := linePool.Get().(*[]byte)
-	b, ok := lw.appendLine((*bp)[:0], now, level, attrs)
+	b, ok := lw.appendLine((*bp)[:0], now, level, msg, attrs)
 	if ok {
 		_, _ = lw.w.Write(b) // slog's handlers do not report write errors either (Record.Log drops them)
 	}
@@ -56,12 +58,14 @@ func (lw *lineWriter) write(now time.Time, level slog.Level, attrs []slog.Attr) 
 	return ok
 }
 
-func (lw *lineWriter) appendLine(b []byte, now time.Time, level slog.Level, attrs []slog.Attr) ([]byte, bool) {
+func (lw *lineWriter) appendLine(b []byte, now time.Time, level slog.Level, msg string, attrs []slog.Attr) ([]byte, bool) {
 	b = append(b, `{"time":"`...)
 	b = now.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"`...)
 	b = append(b, level.String()...)
-	b = append(b, `","msg":"`+requestMsg+`"`...)
+	b = append(b, `","msg":"`...)
+	b = append(b, msg...)
+	b = append(b, '"')
 	for _, a := range attrs {
 		if a.Key == "" || !plainJSON(a.Key) {
 			return b, false
@@ -81,6 +85,8 @@ func (lw *lineWriter) appendLine(b []byte, now time.Time, level slog.Level, attr
 			b = append(b, '"')
 		case slog.KindInt64:
 			b = strconv.AppendInt(b, v.Int64(), 10)
+		case slog.KindBool:
+			b = strconv.AppendBool(b, v.Bool())
 		case slog.KindFloat64:
 			f := v.Float64()
 			// encoding/json (which slog calls for floats) uses strconv's
@@ -112,6 +118,21 @@ func (lw *lineWriter) appendLine(b []byte, now time.Time, level slog.Level, attr
 		}
 	}
 	return append(b, "}\n"...), true
+}
+
+// WriteLine writes one line of l at now through the JSON logger's own
+// writer (see lineWriter), as l.LogAttrs(ctx, level, msg, attrs...) would
+// write it at now, and reports whether it did. It answers false, having
+// written nothing, when l is not NewLogger's JSON logger, when level is
+// not enabled, or for a line lineWriter does not format; the caller then
+// logs the line through l. For lines written often, such as the forward
+// proxy's one line per tunnel.
+func WriteLine(ctx context.Context, l *slog.Logger, now time.Time, level slog.Level, msg string, attrs []slog.Attr) bool {
+	sh, ok := l.Handler().(*scrubHandler)
+	if !ok || sh.line == nil || !sh.Enabled(ctx, level) {
+		return false
+	}
+	return sh.line.write(now, level, msg, attrs)
 }
 
 // clean reports whether s goes into the line as it is: no secret to scrub

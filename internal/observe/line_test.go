@@ -24,7 +24,7 @@ func bothLines(t testing.TB, r *Record, now time.Time, sc *secret.Scrubber) (fas
 	attrs := r.attrs(now)
 	var fb, sb bytes.Buffer
 	lw := &lineWriter{w: &fb, scrub: sc}
-	ok = lw.write(now, level, attrs)
+	ok = lw.write(now, level, requestMsg, attrs)
 	h := &scrubHandler{next: slog.NewJSONHandler(&sb, &slog.HandlerOptions{Level: slog.LevelDebug}), scrub: sc}
 	if err := h.Handle(context.Background(), requestRecord(now, level, attrs)); err != nil {
 		t.Fatal(err)
@@ -130,4 +130,55 @@ func FuzzRequestLine(f *testing.F) {
 			t.Fatalf("lineWriter wrote a line it gave back: %q", fast)
 		}
 	})
+}
+
+// TestWriteLineMatchesSlog: WriteLine writes any message's line byte for
+// byte as the scrubbing handler and JSONHandler would, and gives back (writes
+// nothing for) the lines it cannot format or that hold a secret.
+func TestWriteLineMatchesSlog(t *testing.T) {
+	now := time.Date(2026, 12, 3, 14, 5, 6, 789012345, time.UTC)
+	tunnel := []slog.Attr{slog.String("request_id", "r1"), slog.String("kind", "connect"), slog.String("target", "10.0.0.1:443"),
+		slog.Int("status", 200), slog.Int64("duration_ms", 12), slog.Bool("inspect", true), slog.Bool("x", false)}
+	cases := []struct {
+		name  string
+		msg   string
+		attrs []slog.Attr
+		fast  bool
+	}{
+		{"tunnel", "tunnel closed", tunnel, true},
+		{"no attributes", "proxy request", nil, true},
+		{"quote in message", `a "b"`, tunnel, false},
+		{"secret in message", "sk_live_CANARY_9f8e7d6c5b", nil, false},
+		{"secret in value", "tunnel closed", []slog.Attr{slog.String("cause", "x another_secret_value_123")}, false},
+		{"duration value", "tunnel closed", []slog.Attr{slog.Duration("d", time.Second)}, false},
+	}
+	sc := testScrubber()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var fb, sb bytes.Buffer
+			ok := WriteLine(context.Background(), NewLogger(&fb, "info", "json", sc), now, slog.LevelInfo, c.msg, c.attrs)
+			rec := slog.NewRecord(now, slog.LevelInfo, c.msg, 0)
+			rec.AddAttrs(c.attrs...)
+			h := &scrubHandler{next: slog.NewJSONHandler(&sb, nil), scrub: sc}
+			if err := h.Handle(context.Background(), rec); err != nil {
+				t.Fatal(err)
+			}
+			if ok != c.fast {
+				t.Fatalf("WriteLine took the line: %v, want %v\nslog: %s", ok, c.fast, sb.String())
+			}
+			if ok && fb.String() != sb.String() {
+				t.Fatalf("lines differ\nfast: %s\nslog: %s", fb.String(), sb.String())
+			}
+			if !ok && fb.Len() != 0 {
+				t.Fatalf("WriteLine wrote a line it gave back: %q", fb.String())
+			}
+		})
+	}
+	var buf bytes.Buffer
+	if WriteLine(context.Background(), NewLogger(&buf, "warn", "json", sc), now, slog.LevelInfo, "tunnel closed", tunnel) || buf.Len() != 0 {
+		t.Errorf("a line below the logger's level was written: %q", buf.String())
+	}
+	if WriteLine(context.Background(), NewLogger(&buf, "info", "text", sc), now, slog.LevelInfo, "tunnel closed", tunnel) || buf.Len() != 0 {
+		t.Errorf("the text logger's line was written as JSON: %q", buf.String())
+	}
 }

@@ -121,7 +121,7 @@ func (r *Record) Log(ctx context.Context, l *slog.Logger) {
 	// would, and that line takes the handler below, with a copy of the
 	// attributes on the heap (a handler may keep them).
 	h := l.Handler()
-	if sh, ok := h.(*scrubHandler); ok && sh.line != nil && sh.line.write(now, level, attrs) {
+	if sh, ok := h.(*scrubHandler); ok && sh.line != nil && sh.line.write(now, level, requestMsg, attrs) {
 		return
 	}
 	// The handler is called directly, not through l.LogAttrs: the logger
