@@ -290,6 +290,7 @@ func TestReportTargets(t *testing.T) {
 			results: []*Result{peak(nameBare, 1, 1000, 100), peak(namePortcullis, 1, 960, 100),
 				{Name: nameDirect, Phase: phaseHalfPeak, Mode: "open", TargetRate: 480, Seconds: 10, P99MS: 0.5},
 				{Name: namePortcullis, Phase: phaseHalfPeak, Mode: "open", TargetRate: 480, Seconds: 10, P50MS: 0.3, P90MS: 0.8, P99MS: 1.7},
+				{Name: nameBare, Phase: phaseHalfPeak, Mode: "open", TargetRate: 480, Seconds: 10, P99MS: 1.1},
 				{Name: namePortcullis, Phase: phaseConcurrency, Conns: 9000, Seconds: 6, Requests: 40000,
 					Procs: []ProcUsage{{Label: "server", PeakRSSBytes: 760e6, StartRSSBytes: 40e6}}},
 				{Name: nameBare, Phase: phaseConcurrency, Conns: 9000, Seconds: 6, Requests: 40000,
@@ -297,6 +298,7 @@ func TestReportTargets(t *testing.T) {
 			want: []string{
 				"peak req/s, portcullis ÷ bare-go             0.96 (0.96 per core)  (target ≥ 0.95)  met",
 				"p99 added over direct at half peak           1.20 ms (p50 0.30, p90 0.80, p99 1.70 vs direct 0.50)  (target ≤ 1 ms)  NOT met",
+				"  bare-go's p99 over direct at that rate     0.60 ms (p99 1.10), for reference",
 				"9000 in-flight 1 s calls: peak RSS           760.0 MB (bare-go 733.0 MB, ×1.04), 80.0 MB per 1,000 calls (bare-go 80.0), errors 0  (target ≤ bare-go + 5 %, 0 errors)  met",
 			},
 		},

@@ -22,10 +22,11 @@ type ProcUsage struct {
 	StartRSSBytes uint64 `json:"start_rss_bytes,omitempty"`
 	// RunQueueWaitPercent is the time the process's threads spent ready
 	// to run but waiting for a CPU (the kernel's run queue, from
-	// /proc/PID/task/*/schedstat) over wall time in the window: CPU
-	// taken by other processes on the cores the process may use. Latency
-	// the server adds while it waits there is the machine's, not its
-	// code's. -1 when not measured.
+	// /proc/PID/task/*/schedstat) over wall time in the window: behind
+	// other processes on the cores it may use, or behind its own other
+	// threads there (a Go server pinned to one core has several, e.g. one
+	// back from a syscall while another runs Go code). -1 when not
+	// measured.
 	RunQueueWaitPercent float64 `json:"run_queue_wait_percent"`
 }
 

@@ -255,8 +255,8 @@ func writeHalfPeak(w io.Writer, order []string, half map[string]summary) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "run-queue wait: time the server's threads were ready to run while the kernel ran another process\n"+
-		"on their core, over wall time; latency from it is the machine's, not the server's code")
+	fmt.Fprintln(w, "run-queue wait: time the server's threads were ready to run but waited for their core (behind\n"+
+		"another process or another of the server's own threads), over wall time")
 	fmt.Fprintln(w)
 	return nil
 }

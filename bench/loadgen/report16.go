@@ -30,6 +30,11 @@ func writeTargets16(w io.Writer, peaks, half map[string]summary, conc []*Result)
 		fmt.Fprintf(w, "  %-44s %.2f ms (p50 %.2f, p90 %.2f, p99 %.2f vs direct %.2f)  (target ≤ %.0f ms)  %s\n",
 			"p99 added over direct at half peak", added, p.median.P50MS, p.median.P90MS, p.median.P99MS, d.median.P99MS,
 			targetAddedP99MS16, verdict(added <= targetAddedP99MS16))
+		if b, ok := half[nameBare]; ok {
+			// Not a target: what the bare proxy adds at the same rate,
+			// the floor a Go proxy on this machine starts from.
+			fmt.Fprintf(w, "  %-44s %.2f ms (p99 %.2f), for reference\n", "  bare-go's p99 over direct at that rate", b.median.P99MS-d.median.P99MS, b.median.P99MS)
+		}
 	}
 	var pcRun, bareRun *Result
 	for _, r := range conc {
