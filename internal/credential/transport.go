@@ -101,6 +101,19 @@ type Call struct {
 	// the request), in memory the caller already has, so that attempt costs
 	// no allocation of its own. nil: every attempt allocates its own.
 	First *Scratch
+	// Attempt, when set, gives the context each attempt's copy of the
+	// request is sent with, from the one it would have (see
+	// AttemptContexter). nil: that one.
+	Attempt AttemptContexter
+}
+
+// AttemptContexter makes the context an attempt is sent with from the
+// context it would have. The result must carry the same values, deadline
+// and cancellation; the gateway uses it so that the context the
+// Transport derives per attempt finds its call's cancellation without a
+// watching goroutine.
+type AttemptContexter interface {
+	AttemptContext(ctx context.Context) context.Context
 }
 
 // Scratch holds one attempt's copy of the request (Call.First). It is
@@ -206,7 +219,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		seen = internals.epochNow()
 	}
 	call := callFrom(ctx)
-	a, info, err := t.prepare(req, req.Body, call.Informational, call.First)
+	a, info, err := t.prepare(req, req.Body, call.Informational, call.First, call.Attempt)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +266,7 @@ func (t *Transport) rejected(req *http.Request, seen uint64, resp *http.Response
 			return t.finish(resp, info, a)
 		}
 	}
-	a2, info2, err := t.prepare(req, body, call.Informational, nil)
+	a2, info2, err := t.prepare(req, body, call.Informational, nil, call.Attempt)
 	if err != nil {
 		log.Warn("vendor rejected the credential; no usable credential after the refresh, passing on the vendor's answer", logError, err.Error())
 		return t.finish(resp, info, a)
@@ -291,7 +304,7 @@ func (t *Transport) rejected(req *http.Request, seen uint64, resp *http.Response
 //
 // The attempt's copy lives in first if it is still unused, else in memory
 // of its own.
-func (t *Transport) prepare(req *http.Request, body io.ReadCloser, m *Masker, first *Scratch) (*attempt, Info, error) {
+func (t *Transport) prepare(req *http.Request, body io.ReadCloser, m *Masker, first *Scratch, at AttemptContexter) (*attempt, Info, error) {
 	a := first.take()
 	ctx := req.Context()
 	var h *hook
@@ -299,6 +312,9 @@ func (t *Transport) prepare(req *http.Request, body io.ReadCloser, m *Masker, fi
 		h = &hook{}
 		h.trace.Got1xxResponse = h.got1xx
 		ctx = httptrace.WithClientTrace(ctx, &h.trace)
+	}
+	if at != nil {
+		ctx = at.AttemptContext(ctx)
 	}
 	out := a.copyOf(req, ctx)
 	out.Body = body

@@ -33,16 +33,16 @@ import (
 // The deadline's timer comes from the integration's pool of them (per
 // integration, not global: a timer belongs to the synctest bubble, if
 // any, that made it, so tests in bubbles must not share one with others)
-// and goes back when the
-// call ends before it fired. A caller context that can be cancelled is
-// watched with context.AfterFunc, which registers with the caller's
-// cancelCtx instead of starting a goroutine, and a context derived from
-// this one directly (the per-try timeout's) registers with its AfterFunc
-// method. One goroutine per attempt remains: ReverseProxy wraps this
-// context in httptrace's value context, which hides that method, so the
-// Transport's context watches it from a goroutine of its own (against
-// the children map it replaces, peak RSS with 3,000 held calls was no
-// higher).
+// and goes back when the call ends before it fired.
+//
+// No goroutine is started per call or per attempt. A caller context that
+// can be cancelled is watched with context.AfterFunc, which registers
+// with the caller's cancelCtx; a context derived from this one directly
+// (the per-try timeout's) registers with its AfterFunc method.
+// ReverseProxy wraps this context in httptrace's value context, which
+// hides that method from the context the Transport derives per attempt;
+// the credential layer therefore sends each attempt with the context
+// AttemptContext gives, which shows it again.
 type callContext struct {
 	c        *call
 	parent   context.Context // the caller's request context
@@ -55,13 +55,16 @@ type callContext struct {
 	err        error
 	timer      *deadlineTimer // the armed deadline; nil once released
 	stopParent func() bool    // stops the caller-context watch
-	afters     []func()       // registered by AfterFunc, run on cancel; nil slots were stopped
+	afters     []func()       // registered by AfterFunc, run on cancel
+	afterBuf   [2]func()      // afters' first room
+	attempt    attemptContext // the first attempt's context (AttemptContext)
 }
 
 // start makes x the live context of call c under parent, with timeout
 // (0: no deadline of its own). x.end must be called when the call ends.
 func (x *callContext) start(c *call, parent context.Context, timeout time.Duration, timers *sync.Pool) {
 	*x = callContext{c: c, parent: parent, values: parent, done: make(chan struct{})}
+	x.afters = x.afterBuf[:0]
 	x.deadline, x.hasDL = parent.Deadline()
 	pdone := parent.Done()
 	if pdone != nil {
@@ -94,37 +97,66 @@ func (x *callContext) start(c *call, parent context.Context, timeout time.Durati
 	}
 }
 
+// attemptContext is a context derived from x (ReverseProxy's value
+// context over it, for one): its values, deadline and cancellation are
+// ctx's, and its AfterFunc is x's. The context package asks for
+// AfterFunc only when Value finds no cancelCtx between ctx and x (a
+// per-try timeout's is found first, and cancels the Transport's itself),
+// so ctx then ends exactly when x does.
+type attemptContext struct {
+	context.Context
+	x *callContext
+}
+
+func (a *attemptContext) AfterFunc(f func()) func() bool { return a.x.AfterFunc(f) }
+
+// AttemptContext is credential.AttemptContexter: the context an attempt
+// of this call is sent with, from ctx, derived from x. The first one is
+// kept in x; a later attempt with another ctx (a retry) gets its own.
+func (x *callContext) AttemptContext(ctx context.Context) context.Context {
+	if ctx == context.Context(x) {
+		return ctx
+	}
+	switch {
+	case x.attempt.x == nil: // only the handler's goroutine sends attempts
+		x.attempt = attemptContext{Context: ctx, x: x}
+		return &x.attempt
+	case x.attempt.Context == ctx: // never rewritten: earlier attempts may read it
+		return &x.attempt
+	}
+	return &attemptContext{Context: ctx, x: x}
+}
+
 // parentDone cancels x when the caller's context ends first.
 func (x *callContext) parentDone() { x.cancel(x.parent.Err()) }
 
 // AfterFunc is what context.WithCancel and its kind call on a parent
 // they do not know (context's afterFuncer): f, their child's cancel, is
 // run when x ends, as a cancelCtx cancels its children, instead of a
-// goroutine waiting on Done. stop unregisters f and reports whether it
-// had not run.
+// goroutine waiting on Done.
+//
+// The stop it returns does not unregister f and reports false ("f may
+// still run"), which the contract allows: the context package calls it
+// when the child ends first, and ignores the answer, and a child's cancel
+// run again once the child has ended does nothing. Unregistering would
+// cost a closure per attempt; the registered funcs live only as long as
+// the call, one per attempt.
 func (x *callContext) AfterFunc(f func()) (stop func() bool) {
 	x.mu.Lock()
 	if x.err != nil {
 		x.mu.Unlock()
 		f()
-		return func() bool { return false }
+		return stopNothing
 	}
-	i := len(x.afters)
 	x.afters = append(x.afters, f)
 	x.mu.Unlock()
-	return func() bool {
-		x.mu.Lock()
-		defer x.mu.Unlock()
-		if x.err != nil || x.afters[i] == nil {
-			return false
-		}
-		x.afters[i] = nil
-		return true
-	}
+	return stopNothing
 }
 
-// end releases x when the call is over: Done is closed (so the watcher
-// ends), the timer goes back to its pool.
+func stopNothing() bool { return false }
+
+// end releases x when the call is over: Done is closed, the timer goes
+// back to its pool, the caller-context watch is stopped.
 func (x *callContext) end() { x.cancel(context.Canceled) }
 
 // cancel ends x with err, once.
@@ -146,9 +178,7 @@ func (x *callContext) cancel(err error) {
 		stop()
 	}
 	for _, f := range afters {
-		if f != nil {
-			f()
-		}
+		f()
 	}
 }
 

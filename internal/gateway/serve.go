@@ -200,7 +200,7 @@ func (g *Gateway) prepare(w http.ResponseWriter, r *http.Request, c *call, in *i
 	// included.
 	c.ctx.start(c, r.Context(), in.timeout, &in.timers)
 	ob.g, ob.async, ob.req = g, async, r
-	ob.credCall = credential.Call{Caller: rec.Caller, Sink: &ob.cred, Informational: &ob.masker, First: &ob.first}
+	ob.credCall = credential.Call{Caller: rec.Caller, Sink: &ob.cred, Informational: &ob.masker, First: &ob.first, Attempt: &c.ctx}
 	if g.opts.Faults != nil {
 		// Only the chaos layer reads the target.
 		c.target = chaos.Target{Integration: name, Route: route}
