@@ -76,8 +76,10 @@ func TestBulkheadNeverExceedsLimitUnderContention(t *testing.T) {
 // TryTake and Release hold and give back the same slots TryAcquire does.
 func TestBulkheadTryTakeRelease(t *testing.T) {
 	b := NewBulkhead(2)
-	if !b.TryTake() || !b.TryTake() {
-		t.Fatal("two slots of two not taken")
+	for i := range 2 {
+		if !b.TryTake() {
+			t.Fatalf("slot %d of 2 not taken", i+1)
+		}
 	}
 	if b.TryTake() {
 		t.Fatal("third slot taken past the limit")
