@@ -83,6 +83,11 @@ type Breaker struct {
 	// notify serialises onChange calls, in transition order, outside
 	// gobreaker's lock (its OnStateChange hook runs while holding it).
 	notify sync.Mutex
+	// closed is set while gobreaker's state is closed, by OnStateChange
+	// under gobreaker's lock. A closed breaker leaves that state only on a
+	// failure, never with time, so Allow can answer from it without
+	// gobreaker's lock and clock read.
+	closed atomic.Bool
 }
 
 type transition struct{ from, to string }
@@ -137,9 +142,11 @@ func NewBreaker(name string, c BreakerConfig, next http.RoundTripper, clk clock.
 			b.since = b.clk.Now()
 			b.pending = append(b.pending, transition{from.String(), to.String()})
 			b.queued.Store(int32(len(b.pending)))
+			b.closed.Store(to == gobreaker.StateClosed)
 			b.mu.Unlock()
 		},
 	})
+	b.closed.Store(true)
 	return b
 }
 
@@ -178,6 +185,9 @@ func (b *Breaker) State() string {
 // fallback before proxying. It reserves nothing: a half-open breaker may
 // still refuse the call if other probes take the slots first.
 func (b *Breaker) Allow() bool {
+	if b.closed.Load() && b.queued.Load() == 0 {
+		return true
+	}
 	s := b.cb.State()
 	b.flush()
 	switch s {

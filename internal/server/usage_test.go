@@ -34,15 +34,20 @@ func TestUsageWriterCountsDrops(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(&lockedBuf{b: &logBuf, mu: &mu}, nil))
 	u := newUsageWriter(st, log)
 	start := time.Now()
+	// The writer holds one batch (its AppendUsage is stalled), full
+	// batches wait up to usageBuffer, and one batch is being filled: the
+	// batch after those is refused whole, the extra ones wait in the next.
 	const extra = 7
-	for i := range usageBuffer + 500 + extra + 1 {
+	const total = usageBatch + usageBuffer + 2*usageBatch + extra
+	for i := range total {
 		u.record(&observe.Record{Start: start.Add(time.Duration(i)), Caller: "c", Integration: "i", Status: 200})
 	}
-	// The writer holds one batch of 500 (its AppendUsage is stalled) and the
-	// channel holds usageBuffer, so at least extra records were refused.
 	dropped := u.dropped.Load()
-	if dropped < extra {
-		t.Fatalf("dropped = %d, want at least %d", dropped, extra)
+	if dropped < usageBatch {
+		t.Fatalf("dropped = %d, want at least %d", dropped, usageBatch)
+	}
+	if dropped > total-usageBuffer {
+		t.Fatalf("dropped = %d of %d: the buffer kept fewer than %d", dropped, total, usageBuffer)
 	}
 	close(st.release)
 	u.close()
@@ -53,8 +58,8 @@ func TestUsageWriterCountsDrops(t *testing.T) {
 	mu.Lock()
 	out := logBuf.String()
 	mu.Unlock()
-	if int64(n)+dropped != usageBuffer+500+extra+1 {
-		t.Errorf("stored %d + dropped %d, want %d", n, dropped, usageBuffer+500+extra+1)
+	if int64(n)+dropped != total {
+		t.Errorf("stored %d + dropped %d, want %d", n, dropped, total)
 	}
 	if !strings.Contains(out, `"msg":"usage records dropped`) || !strings.Contains(out, `"records":`) {
 		t.Errorf("drops not logged: %s", out)

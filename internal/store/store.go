@@ -115,6 +115,8 @@ type UsageRecord struct {
 
 // Usage stores usage records.
 type Usage interface {
+	// AppendUsage stores recs. It keeps nothing of the slice after it
+	// returns: the caller reuses it.
 	AppendUsage(ctx context.Context, recs []UsageRecord) error
 	// ScanUsage calls fn for every record in [from, to) in time order.
 	ScanUsage(ctx context.Context, from, to time.Time, fn func(UsageRecord) error) error
